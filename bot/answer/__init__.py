@@ -1,0 +1,1 @@
+"""The answering core shared by every face: guard, follow-up, retrieve, compose, check."""

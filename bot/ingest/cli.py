@@ -1,0 +1,120 @@
+"""Command line of `python ingest.py`: argument parsing, progress bar and summary table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from bot.config import Settings
+from bot.errors import BotError, ConfigError, IngestLocked, StoreError
+from bot.ingest.pipeline import IngestReport, run_ingest
+from bot.logs import setup_logging
+from bot.status import index_status
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python ingest.py", description="Refresh Spørg Rådet's index from knowledge/."
+    )
+    parser.add_argument("paths", nargs="*", type=Path, help="files or folders inside knowledge/")
+    parser.add_argument("--rebuild", action="store_true", help="re-embed every document")
+    parser.add_argument("--dry-run", action="store_true", help="report what would change")
+    parser.add_argument("--status", action="store_true", help="show what the index holds")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS",
+        help="wait this long for another running ingest to finish (default: exit at once)",
+    )
+    return parser
+
+
+def _progress_bar(enabled: bool) -> Callable[[int], Callable[[int], None]] | None:
+    if not enabled:
+        return None
+
+    def start(total: int) -> Callable[[int], None]:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="chunk", desc="Embedding", leave=False)
+        return bar.update
+
+    return start
+
+
+def format_report(report: IngestReport) -> str:
+    """The summary table staff read after a refresh."""
+    rows = [
+        ("Documents added", len(report.added)),
+        ("Documents updated", len(report.updated)),
+        ("Documents unchanged", len(report.unchanged)),
+        ("Documents deleted", len(report.deleted)),
+        ("Chunks written", report.chunks_written),
+        ("Chunks deleted", report.chunks_deleted),
+        ("Failures", len(report.failures)),
+        ("Time", f"{report.seconds:.1f} s"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = ["Dry run: nothing was changed." if report.dry_run else "Ingest finished."]
+    lines += [f"  {name:<{width}}  {value}" for name, value in rows]
+    for label, names in (("added", report.added), ("updated", report.updated),
+                         ("deleted", report.deleted), ("repaired", report.repaired)):
+        if names and len(names) <= 20:
+            lines.append(f"  {label}: " + ", ".join(names))
+    for failure in report.failures:
+        lines.append(f"  FAILED {failure['document']}: {failure['reason']}")
+    for warning in report.warnings:
+        lines.append(f"  warning: {warning}")
+    return "\n".join(lines)
+
+
+def format_status(status: dict) -> str:
+    """The `--status` listing."""
+    lines = [
+        f"Documents: {status['documents']}   Chunks: {status['chunks']}",
+        f"Embedding: {status['embedding_backend']} / {status['embedding_model']} "
+        f"(dimension {status['embedding_dim']})",
+        f"Last refresh: {status['last_refresh'] or 'never'}",
+    ]
+    for doc in status["items"]:
+        lines.append(f"  {doc['source_date'] or '----------':<10}  {doc['doc_id']}  ({doc['chunks']} chunks)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ingest CLI; returns the exit status."""
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    setup_logging(settings, stream=sys.stderr)
+    try:
+        if args.status:
+            status = index_status(settings)
+            print(json.dumps(status, ensure_ascii=False, indent=2) if args.json else format_status(status))
+            return 0
+        report = run_ingest(
+            settings,
+            args.paths or None,
+            rebuild=args.rebuild,
+            dry_run=args.dry_run,
+            progress=_progress_bar(sys.stdout.isatty() and not args.json),
+            lock_wait_seconds=args.wait,
+        )
+    except (ConfigError, StoreError, IngestLocked) as exc:
+        _fail(str(exc), args.json)
+        return 2
+    except BotError as exc:
+        _fail(str(exc), args.json)
+        return 2
+    print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) if args.json else format_report(report))
+    return report.exit_code
+
+
+def _fail(message: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"error": message, "exit_code": 2}, ensure_ascii=False))
+    print(f"error: {message}", file=sys.stderr)

@@ -1,0 +1,293 @@
+"""Incremental ingest: compare documents with the index, embed only what changed.
+
+Order of writes for a changed document: new chunks are upserted first, then the old
+generation is deleted. A crash between the two leaves both generations (answers still work);
+the next run sees the stale generation and deletes it. A document that fails to load keeps
+whatever the index already had for it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bot.config import Settings
+from bot.embedding import Embedder, make_embedder
+from bot.errors import (
+    ConfigError,
+    DataDirNotWritable,
+    IngestLocked,
+    KnowledgeDirMissing,
+    LoaderError,
+)
+from bot.ingest.chunking import CHUNKER_VERSION, chunk_document, chunk_metadata
+from bot.ingest.loaders import SourceDocument, discover, load_document, read_manifest
+from bot.store import KnowledgeStore
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class IngestReport:
+    """What one ingest run did."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    chunks_written: int = 0
+    chunks_deleted: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    dry_run: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every document was indexed, 1 when some failed."""
+        return 1 if self.failures else 0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "exit_code": self.exit_code}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Documents sorted by what must happen to them."""
+
+    new: list[tuple[SourceDocument, str]]
+    changed: list[tuple[SourceDocument, str]]
+    unchanged: list[str]
+    removed: list[str]
+    stale_ids: dict[str, list[str]]
+
+
+def document_hash(doc: SourceDocument, settings: Settings) -> str:
+    """Content hash over text, stable metadata and chunker settings (not fetch times)."""
+    digest = hashlib.sha256()
+    stable = {k: doc.metadata[k] for k in sorted(doc.metadata)}
+    header = [stable, CHUNKER_VERSION, settings.chunk_tokens, settings.chunk_overlap]
+    digest.update(json.dumps(header, ensure_ascii=False, sort_keys=True).encode())
+    for text, page in doc.parts:
+        digest.update(f"\x00{page}\x00".encode())
+        digest.update(text.encode())
+    return digest.hexdigest()[:16]
+
+
+@contextmanager
+def ingest_lock(data_dir: Path, wait_seconds: float = 0.0) -> Iterator[None]:
+    """One ingest at a time per DATA_DIR; waits up to wait_seconds, then IngestLocked."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        handle = (data_dir / "ingest.lock").open("a+")
+    except OSError as exc:
+        raise DataDirNotWritable(
+            f"DATA_DIR {data_dir} cannot be written ({exc.strerror}). Point DATA_DIR at a "
+            "writable folder."
+        ) from exc
+    deadline = time.monotonic() + wait_seconds
+    with handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise IngestLocked(
+                        "Another ingest is running on this knowledge base; wait for it to "
+                        "finish and try again."
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _resolve_scope(settings: Settings, paths: list[Path] | None) -> list[Path]:
+    knowledge = settings.knowledge_dir
+    if not knowledge.is_dir():
+        raise KnowledgeDirMissing(
+            f"The knowledge folder {knowledge} does not exist. Create it or set KNOWLEDGE_DIR."
+        )
+    if not paths:
+        return [knowledge]
+    scope = []
+    for path in paths:
+        if not path.exists():
+            raise KnowledgeDirMissing(f"{path} does not exist.")
+        if not path.resolve().is_relative_to(knowledge.resolve()):
+            raise ConfigError(f"{path} is not inside the knowledge folder {knowledge}.")
+        scope.append(path)
+    return scope
+
+
+def _in_scope(doc_id: str, settings: Settings, scope: list[Path]) -> bool:
+    root = settings.knowledge_dir.resolve()
+    target = (root / doc_id).resolve()
+    return any(target == s.resolve() or target.is_relative_to(s.resolve()) for s in scope)
+
+
+def load_all(
+    settings: Settings, scope: list[Path], report: IngestReport
+) -> dict[str, tuple[SourceDocument, str]]:
+    """Load every file in scope; failures and warnings go to the report."""
+    files, skipped = discover(scope, settings.knowledge_dir)
+    report.warnings.extend(skipped)
+    manifest = read_manifest(settings.knowledge_dir)
+    docs: dict[str, tuple[SourceDocument, str]] = {}
+    for path in files:
+        try:
+            doc = load_document(path, settings.knowledge_dir, manifest)
+        except LoaderError as exc:
+            rel = path.relative_to(settings.knowledge_dir).as_posix()
+            report.failures.append({"document": rel, "reason": str(exc)})
+            log.warning("ingest: %s", exc)
+            continue
+        report.warnings.extend(doc.warnings)
+        docs[doc.doc_id] = (doc, document_hash(doc, settings))
+    return docs
+
+
+def make_plan(
+    docs: dict[str, tuple[SourceDocument, str]],
+    stored: dict,
+    failed: set[str],
+    in_scope: Callable[[str], bool],
+) -> Plan:
+    """Decide per document: new, changed, unchanged, removed; find stale generations."""
+    new, changed, unchanged, stale = [], [], [], {}
+    for doc_id, (doc, digest) in sorted(docs.items()):
+        versions = stored.get(doc_id)
+        if versions is None or digest not in versions.by_hash:
+            (changed if versions else new).append((doc, digest))
+            continue
+        unchanged.append(doc_id)
+        old = [i for h, ids in versions.by_hash.items() if h != digest for i in ids]
+        if old:
+            stale[doc_id] = old
+    removed = [
+        doc_id
+        for doc_id in sorted(stored)
+        if doc_id not in docs and doc_id not in failed and in_scope(doc_id)
+    ]
+    return Plan(new, changed, unchanged, removed, stale)
+
+
+def run_ingest(
+    settings: Settings,
+    paths: list[Path] | None = None,
+    *,
+    rebuild: bool = False,
+    dry_run: bool = False,
+    store: KnowledgeStore | None = None,
+    embedder: Embedder | None = None,
+    progress: Callable[[int], Progress] | None = None,
+    lock_wait_seconds: float = 0.0,
+) -> IngestReport:
+    """Bring the index in step with the knowledge folder and return what happened."""
+    started = time.perf_counter()
+    scope = _resolve_scope(settings, paths)
+    report = IngestReport(dry_run=dry_run)
+    with ingest_lock(settings.data_dir, lock_wait_seconds):
+        store = store or KnowledgeStore.open(settings)
+        embedder = embedder or make_embedder(settings)
+        target = store
+        if rebuild and not dry_run:
+            # Build beside the live collection; the swap at the end is the only gap.
+            target = KnowledgeStore(store._client, f"{store.name}-rebuild")
+            target.reset()
+        else:
+            store.check_embedder(embedder.backend, embedder.model, None)
+
+        docs = load_all(settings, scope, report)
+        failed = {f["document"] for f in report.failures}
+        stored = {} if (rebuild and not dry_run) else target.doc_versions()
+        if rebuild and dry_run:
+            stored = {}
+        plan = make_plan(docs, stored, failed, lambda d: _in_scope(d, settings, scope))
+        report.added = [d.doc_id for d, _ in plan.new]
+        report.updated = [d.doc_id for d, _ in plan.changed]
+        report.unchanged = plan.unchanged
+        report.deleted = plan.removed
+        report.repaired = sorted(plan.stale_ids)
+        if not dry_run:
+            _apply(plan, stored, target, embedder, settings, report, progress)
+            if plan.new or plan.changed or plan.removed or plan.stale_ids or rebuild:
+                target.mark_refreshed(embedder.backend, embedder.model, embedder.dimension)
+            elif not target.info().get("embedding_model") and target.count():
+                target.mark_refreshed(embedder.backend, embedder.model, embedder.dimension)
+            if rebuild:
+                store.reset()
+                target.collection.modify(name=store.name)
+                store._collection = None
+    report.seconds = round(time.perf_counter() - started, 2)
+    log.info(
+        "ingest: %d added, %d updated, %d unchanged, %d deleted, %d failed in %.1f s",
+        len(report.added),
+        len(report.updated),
+        len(report.unchanged),
+        len(report.deleted),
+        len(report.failures),
+        report.seconds,
+    )
+    return report
+
+
+def _apply(
+    plan: Plan,
+    stored: dict,
+    store: KnowledgeStore,
+    embedder: Embedder,
+    settings: Settings,
+    report: IngestReport,
+    progress: Callable[[int], Progress] | None,
+) -> None:
+    """Write new generations, then delete old generations, removed documents and leftovers."""
+    work = []
+    for doc, digest in plan.new + plan.changed:
+        chunks = chunk_document(doc, settings.chunk_tokens, settings.chunk_overlap)
+        work.append((doc, digest, chunks))
+    total = sum(len(chunks) for _, _, chunks in work)
+    tick = progress(total) if (progress and total) else None
+    if work:
+        store.check_embedder(embedder.backend, embedder.model, embedder.dimension)
+    for doc, digest, chunks in work:
+        title = doc.metadata["title"]
+        vectors = embedder.embed_passages([c.embed_text(title) for c in chunks])
+        ids = [f"{doc.doc_id}#{digest}#{i:04d}" for i in range(len(chunks))]
+        metas = [chunk_metadata(doc, c, digest, i) for i, c in enumerate(chunks)]
+        store.upsert(ids, vectors, [c.text for c in chunks], metas)
+        report.chunks_written += len(ids)
+        if tick:
+            tick(len(ids))
+        crash_point("after-upsert")
+        old = stored.get(doc.doc_id)
+        if old:
+            stale = [i for h, group in old.by_hash.items() if h != digest for i in group]
+            store.delete(stale)
+            report.chunks_deleted += len(stale)
+    for doc_id in plan.removed:
+        ids = [i for group in stored[doc_id].by_hash.values() for i in group]
+        store.delete(ids)
+        report.chunks_deleted += len(ids)
+    for ids in plan.stale_ids.values():
+        store.delete(ids)
+        report.chunks_deleted += len(ids)
+
+
+def crash_point(name: str) -> None:
+    """Test hook: kill the process here when SPOERG_CRASH_AT names this point."""
+    if os.environ.get("SPOERG_CRASH_AT") == name:
+        os.kill(os.getpid(), 9)

@@ -1,0 +1,53 @@
+"""Find and redact personal data (CPR numbers, phone numbers, e-mail addresses).
+
+Used on everything that could reach a log line or a stored row. Names cannot be found reliably
+by a pattern, which is why chat text itself is never logged; only redacted questions are stored
+(for feedback), and only as long as the retention period allows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# CPR: ddmmyy-xxxx or ddmmyyxxxx, with a plausible day and month.
+_CPR = re.compile(r"(?<!\d)(?:0[1-9]|[12]\d|3[01])(?:0[1-9]|1[0-2])\d{2}[ -]?\d{4}(?!\d)")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Danish numbers (8 digits, optionally +45 / grouped) and other international numbers.
+_PHONE = re.compile(r"(?<![\w+])(?:\+|00)?(?:\d[ \-.]?){7,13}\d(?!\d)")
+
+KINDS = {"cpr": _CPR, "email": _EMAIL, "phone": _PHONE}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Which kinds of personal data a text contains."""
+
+    kinds: frozenset[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.kinds)
+
+
+def find_personal_data(text: str) -> Finding:
+    """The kinds of personal data present in text."""
+    found = set()
+    rest = text
+    for kind, pattern in KINDS.items():
+        if pattern.search(rest):
+            found.add(kind)
+            rest = pattern.sub(" ", rest)
+    return Finding(frozenset(found))
+
+
+def redact(text: str) -> str:
+    """Replace CPR numbers, e-mail addresses and phone numbers by placeholders."""
+    text = _CPR.sub("[CPR]", text)
+    text = _EMAIL.sub("[EMAIL]", text)
+    return _PHONE.sub(_phone_placeholder, text)
+
+
+def _phone_placeholder(match: re.Match[str]) -> str:
+    digits = sum(ch.isdigit() for ch in match.group(0))
+    # Years, amounts and dates have fewer digits; 8+ digits is a phone number here.
+    return "[TELEFON]" if digits >= 8 else match.group(0)

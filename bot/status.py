@@ -1,0 +1,36 @@
+"""What the index holds: documents, chunks, embedder and last refresh."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from bot.config import Settings
+from bot.store import KnowledgeStore
+
+
+def index_status(settings: Settings, store: KnowledgeStore | None = None) -> dict:
+    """A summary of the index suitable for printing or JSON."""
+    store = store or KnowledgeStore.open(settings)
+    meta = store.info()
+    chunks = store.all_chunks()
+    per_doc = Counter(c.metadata["doc_id"] for c in chunks)
+    first = {c.metadata["doc_id"]: c.metadata for c in chunks}
+    items = [
+        {
+            "doc_id": doc_id,
+            "title": first[doc_id].get("title", ""),
+            "source_date": first[doc_id].get("source_date", ""),
+            "source_url": first[doc_id].get("source_url", ""),
+            "chunks": count,
+        }
+        for doc_id, count in sorted(per_doc.items())
+    ]
+    return {
+        "documents": len(per_doc),
+        "chunks": len(chunks),
+        "embedding_backend": meta.get("embedding_backend"),
+        "embedding_model": meta.get("embedding_model"),
+        "embedding_dim": meta.get("embedding_dim"),
+        "last_refresh": meta.get("last_refresh"),
+        "items": items,
+    }

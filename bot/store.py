@@ -1,0 +1,238 @@
+"""The Chroma collection that holds the knowledge chunks.
+
+Embedded (`PersistentClient` under DATA_DIR) by default, `HttpClient` when CHROMA_HOST is set.
+The collection's metadata records which embedder built it; a query or update with another
+embedder is refused. Chunk ids carry a content hash (`doc_id#hash#n`), so a changed document's
+new generation can be written before the old one is deleted: a crash in between leaves two
+generations, never none, and the next ingest removes the stale one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from bot.config import Settings
+from bot.errors import DataDirNotWritable, ModelMismatch, StoreError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+_BATCH = 500
+REBUILD_HINT = "Run `python ingest.py --rebuild` to rebuild the index with the configured model."
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """One chunk as stored: id, text and metadata."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any]
+
+
+@dataclass
+class DocVersions:
+    """The chunk ids stored for one document, grouped by content hash."""
+
+    by_hash: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def open_client(settings: Settings):
+    """A Chroma client: HTTP when CHROMA_HOST is set, else persistent under DATA_DIR."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_host:
+        try:
+            return chromadb.HttpClient(
+                host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
+            )
+        except Exception as exc:  # chromadb raises plain Exception/ValueError on connect
+            raise StoreUnavailable(
+                f"The Chroma server at {settings.chroma_host}:{settings.chroma_port} "
+                f"cannot be reached ({exc.__class__.__name__})."
+            ) from exc
+    try:
+        settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+        probe = settings.chroma_dir / ".write-probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise DataDirNotWritable(
+            f"DATA_DIR {settings.data_dir} cannot be written ({exc.strerror}). "
+            "Point DATA_DIR at a writable folder."
+        ) from exc
+    return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+
+
+class KnowledgeStore:
+    """The knowledge collection with the operations ingest and retrieval need."""
+
+    def __init__(self, client, name: str) -> None:
+        self._client = client
+        self.name = name
+        self._collection = None
+
+    @classmethod
+    def open(cls, settings: Settings) -> KnowledgeStore:
+        """Open the configured store (the collection itself is opened lazily)."""
+        return cls(open_client(settings), settings.collection)
+
+    # -- collection ---------------------------------------------------------------------------
+
+    def _call(self, fn, *args, **kwargs):
+        """Run a Chroma call, turning connection failures into StoreUnavailable."""
+        try:
+            return fn(*args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as exc:
+            if _is_connection_error(exc):
+                self._collection = None
+                raise StoreUnavailable(
+                    "The Chroma server cannot be reached right now; try again shortly."
+                ) from exc
+            raise
+
+    @property
+    def collection(self):
+        if self._collection is None:
+            self._collection = self._call(
+                self._client.get_or_create_collection,
+                self.name,
+                embedding_function=None,
+                configuration={"hnsw": {"space": "cosine"}},
+            )
+        return self._collection
+
+    def exists(self) -> bool:
+        """Whether the collection has been created (without creating it)."""
+        names = self._call(self._client.list_collections)
+        return any(getattr(c, "name", c) == self.name for c in names)
+
+    def info(self) -> dict[str, Any]:
+        """The collection's metadata (embedder, last refresh) or {}."""
+        return dict(self.collection.metadata or {})
+
+    def count(self) -> int:
+        return int(self._call(self.collection.count))
+
+    def check_embedder(self, backend: str, model: str, dimension: int | None) -> None:
+        """Refuse to use a collection that another embedder built."""
+        meta = self.info()
+        if self.count() == 0 or "embedding_model" not in meta:
+            return
+        stored = (meta.get("embedding_backend"), meta.get("embedding_model"))
+        if stored != (backend, model) or (
+            dimension is not None and meta.get("embedding_dim") not in (None, dimension)
+        ):
+            raise ModelMismatch(
+                f"The index was built with {stored[0]}/{stored[1]} "
+                f"(dimension {meta.get('embedding_dim')}), but {backend}/{model} is configured. "
+                + REBUILD_HINT
+            )
+
+    def record(self, **values: str | int | float | bool) -> None:
+        """Merge values into the collection's metadata."""
+        meta = {k: v for k, v in self.info().items() if not k.startswith("hnsw:")}
+        meta.update(values)
+        self._call(self.collection.modify, metadata=meta)
+
+    def mark_refreshed(self, backend: str, model: str, dimension: int) -> None:
+        self.record(
+            embedding_backend=backend,
+            embedding_model=model,
+            embedding_dim=dimension,
+            last_refresh=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+
+    def reset(self) -> None:
+        """Drop the collection (used by --rebuild)."""
+        if self.exists():
+            self._call(self._client.delete_collection, self.name)
+        self._collection = None
+
+    # -- chunks -------------------------------------------------------------------------------
+
+    def doc_versions(self) -> dict[str, DocVersions]:
+        """Every stored document with its chunk ids per content hash."""
+        got = self._call(self.collection.get, include=["metadatas"])
+        docs: dict[str, DocVersions] = defaultdict(DocVersions)
+        for chunk_id, meta in zip(got["ids"], got["metadatas"], strict=True):
+            version = docs[meta["doc_id"]]
+            version.by_hash[meta.get("doc_hash", "")].append(chunk_id)
+            version.metadata = meta
+        return dict(docs)
+
+    def all_chunks(self) -> list[StoredChunk]:
+        """Every chunk with text and metadata (for BM25 and listings)."""
+        got = self._call(self.collection.get, include=["documents", "metadatas"])
+        return [
+            StoredChunk(i, d, m)
+            for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+        ]
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        embeddings: np.ndarray,
+        texts: Sequence[str],
+        metadatas: Sequence[dict[str, Any]],
+    ) -> None:
+        for start in range(0, len(ids), _BATCH):
+            end = start + _BATCH
+            self._call(
+                self.collection.upsert,
+                ids=list(ids[start:end]),
+                embeddings=embeddings[start:end].tolist(),
+                documents=list(texts[start:end]),
+                metadatas=list(metadatas[start:end]),
+            )
+
+    def delete(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        for start in range(0, len(ids), _BATCH):
+            self._call(self.collection.delete, ids=ids[start : start + _BATCH])
+
+    def query(self, embedding: np.ndarray, k: int) -> list[tuple[StoredChunk, float]]:
+        """The k nearest chunks with cosine similarity (1 - distance)."""
+        k = min(k, max(self.count(), 1))
+        got = self._call(
+            self.collection.query,
+            query_embeddings=[embedding.tolist()],
+            n_results=k,
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            (StoredChunk(i, d, m), 1.0 - float(dist))
+            for i, d, m, dist in zip(
+                got["ids"][0],
+                got["documents"][0],
+                got["metadatas"][0],
+                got["distances"][0],
+                strict=True,
+            )
+        ]
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """Whether an exception from chromadb means the server is down or unreachable."""
+    import httpx
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (httpx.TransportError, ConnectionError)):
+            return True
+        text = str(seen).lower()
+        if "could not connect" in text or "connection refused" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -1,0 +1,21 @@
+"""Refresh Spørg Rådet's index from the knowledge folder.
+
+    python ingest.py                 refresh everything in knowledge/ (only changes are embedded)
+    python ingest.py knowledge/x.md  refresh only these files or folders
+    python ingest.py --rebuild       re-embed everything (after changing the embedding model)
+    python ingest.py --dry-run       show what would change, change nothing
+    python ingest.py --status        what the index holds
+    python ingest.py --json          print the summary as JSON
+
+Exit status: 0 all good; 1 some documents failed (named, the rest indexed);
+2 usage or configuration error (nothing changed).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bot.ingest.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
