@@ -43,6 +43,8 @@ def setup_logging(settings: Settings, stream: TextIO = sys.stderr) -> None:
     """Configure the root logger once; quiet the chatty libraries."""
     handler = logging.StreamHandler(stream)
     handler.addFilter(RedactingFilter())
+    # Libraries such as bm25s set their own loggers to DEBUG on import; the handler decides.
+    handler.setLevel(settings.log_level.upper())
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -13,8 +13,11 @@ from dataclasses import dataclass
 # CPR: ddmmyy-xxxx or ddmmyyxxxx, with a plausible day and month.
 _CPR = re.compile(r"(?<!\d)(?:0[1-9]|[12]\d|3[01])(?:0[1-9]|1[0-2])\d{2}[ -]?\d{4}(?!\d)")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# Danish numbers (8 digits, optionally +45 / grouped) and other international numbers.
-_PHONE = re.compile(r"(?<![\w+])(?:\+|00)?(?:\d[ \-.]?){7,13}\d(?!\d)")
+# Phone numbers: an international prefix with 7-13 digits, or Danish 8 digits ("12 34 56 78",
+# "1234 5678", "12345678"). Dashes are left out on purpose: ISO dates (2024-04-17) use them.
+_PHONE = re.compile(
+    r"(?<![\w+.,-])(?:(?:\+|00)\d{1,3}[ .]?(?:\d[ .]?){6,12}\d|\d{2}(?:[ .]?\d{2}){3}|\d{4} \d{4})(?![\w.,-]?\d)"
+)
 
 KINDS = {"cpr": _CPR, "email": _EMAIL, "phone": _PHONE}
 

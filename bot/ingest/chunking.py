@@ -118,7 +118,9 @@ def chunk_document(doc: SourceDocument, chunk_words: int = 200, overlap_words: i
     return chunks
 
 
-def chunk_metadata(doc: SourceDocument, chunk: Chunk, doc_hash: str, index: int) -> dict[str, Any]:
+def chunk_metadata(
+    doc: SourceDocument, chunk: Chunk, doc_hash: str, index: int, indexed_at: str
+) -> dict[str, Any]:
     """Metadata stored with a chunk: Chroma accepts only str/int/float/bool values."""
     meta: dict[str, Any] = {
         **doc.metadata,
@@ -126,6 +128,7 @@ def chunk_metadata(doc: SourceDocument, chunk: Chunk, doc_hash: str, index: int)
         "doc_hash": doc_hash,
         "chunk": index,
         "section": chunk.section,
+        "indexed_at": indexed_at,
     }
     if chunk.page is not None:
         meta["page"] = chunk.page

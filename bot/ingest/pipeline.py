@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.config import Settings
@@ -267,7 +268,8 @@ def _apply(
         title = doc.metadata["title"]
         vectors = embedder.embed_passages([c.embed_text(title) for c in chunks])
         ids = [f"{doc.doc_id}#{digest}#{i:04d}" for i in range(len(chunks))]
-        metas = [chunk_metadata(doc, c, digest, i) for i, c in enumerate(chunks)]
+        indexed_at = datetime.now(UTC).isoformat(timespec="microseconds")
+        metas = [chunk_metadata(doc, c, digest, i, indexed_at) for i, c in enumerate(chunks)]
         store.upsert(ids, vectors, [c.text for c in chunks], metas)
         report.chunks_written += len(ids)
         if tick:

@@ -1,0 +1,269 @@
+"""The answering core: guard → follow-up → retrieve → compose → check, over one context.
+
+Every face (terminal, JSON CLI, Telegram, evaluation, benchmarks) calls `Answerer.ask` and
+renders the `Answer` it returns. Any step may end the pipeline with a status and a message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from bot.answer import guard
+from bot.answer.compose import Composition, compose, idf_from_chunks, make_units, score_units, select_units
+from bot.answer.followup import ConversationMemory
+from bot.answer.language import detect
+from bot.answer.messages import text_for
+from bot.answer.models import Answer, Citation
+from bot.config import Settings
+from bot.embedding import Embedder, make_embedder
+from bot.errors import IndexEmpty, StoreUnavailable
+from bot.retrieval import HybridRetriever, Passage, Query
+from bot.store import KnowledgeStore
+from bot.text import content_terms
+
+log = logging.getLogger(__name__)
+_MARKER = re.compile(r"\[(\d+)\]")
+
+
+@dataclass
+class Context:
+    """State passed along the pipeline."""
+
+    question: str
+    chat_id: str | None
+    language: str = "da"
+    text: str = ""
+    search_text: str = ""
+    notice: str = ""
+    query: Query | None = None
+    passages: list[Passage] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Answerer:
+    """Answers questions from the knowledge index. Thread-safe; one per process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: KnowledgeStore | None = None,
+        embedder: Embedder | None = None,
+        memory: ConversationMemory | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store or KnowledgeStore.open(settings)
+        self.embedder = embedder or make_embedder(settings)
+        self.retriever = HybridRetriever(
+            self.store, self.embedder, settings.dense_weight, candidates=max(20, settings.retrieve_k * 2)
+        )
+        self.memory = memory or ConversationMemory(settings.memory_turns, settings.memory_ttl_seconds)
+        self._idf = None
+        self._idf_refresh: str | None = "unset"
+        self._links: dict[str, dict[str, str]] | None = None
+        self._lock = threading.Lock()
+
+    # -- public -------------------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Load the index, the embedder and the language model before the first question."""
+        self.store.check_embedder(self.embedder.backend, self.embedder.model, None)
+        self.retriever.ensure_fresh()
+        self.embedder.embed_query("opvarmning")
+        detect("opvarmning")
+
+    def ask(self, question: str, chat_id: str | None = None) -> Answer:
+        """Answer one question; never raises for bad input or a store outage."""
+        started = time.perf_counter()
+        ctx = Context(question=question, chat_id=chat_id)
+        answer = self._run(ctx)
+        ctx.timings["total"] = (time.perf_counter() - started) * 1000
+        answer.timings_ms = {k: ctx.timings.get(k, 0.0) for k in ("retrieve", "compose", "total")}
+        log.info(
+            "answer status=%s lang=%s refused=%s sources=%s total_ms=%.0f",
+            answer.status, answer.language, answer.refused,
+            ",".join(c.file for c in answer.citations), ctx.timings["total"],
+        )
+        return answer
+
+    def forget(self, chat_id: str) -> None:
+        """Forget a chat's conversation (/ny)."""
+        self.memory.forget(chat_id)
+
+    def sources(self) -> list[dict[str, str]]:
+        """The documents in the index with title, date and link, newest first."""
+        self.retriever.ensure_fresh()
+        seen: dict[str, dict[str, str]] = {}
+        for chunk in self.retriever.chunks:
+            meta = chunk.metadata
+            seen.setdefault(meta["doc_id"], {
+                "file": meta.get("file", ""), "title": meta.get("title", ""),
+                "date": meta.get("source_date", ""), "url": meta.get("source_url", ""),
+            })
+        return sorted(seen.values(), key=lambda d: (d["date"], d["title"]), reverse=True)
+
+    # -- pipeline -----------------------------------------------------------------------------
+
+    def _run(self, ctx: Context) -> Answer:
+        checked = guard.check(ctx.question, self.settings.max_question_chars)
+        ctx.text, ctx.search_text = checked.text, checked.search_text
+        ctx.language = detect(checked.search_text or checked.text) if checked.text else "da"
+        if checked.personal_data:
+            ctx.notice = text_for(ctx.language, "personal_data_warning")
+        if checked.stop:
+            return self._stopped(ctx, checked.stop, length=checked.length)
+        try:
+            self._retrieve(ctx)
+        except StoreUnavailable:
+            log.warning("answer: store unavailable")
+            return self._stopped(ctx, "unavailable")
+        except IndexEmpty:
+            return self._stopped(ctx, "unavailable", message=text_for(ctx.language, "index_empty"))
+        started = time.perf_counter()
+        answer = self._compose(ctx)
+        ctx.timings["compose"] = (time.perf_counter() - started) * 1000
+        check_citations(answer)
+        return answer
+
+    def _retrieve(self, ctx: Context) -> None:
+        started = time.perf_counter()
+        context = self.memory.context_for(ctx.chat_id, ctx.search_text)
+        self.retriever.ensure_fresh()
+        ctx.query = Query.from_text(ctx.search_text, context, self.retriever.vocabulary)
+        ctx.passages = self.retriever.search(ctx.query, k=self.settings.retrieve_k)
+        self.memory.remember(ctx.chat_id, ctx.query.text)
+        ctx.timings["retrieve"] = (time.perf_counter() - started) * 1000
+
+    def _compose(self, ctx: Context) -> Answer:
+        units = make_units(ctx.passages)
+        score_units(units, ctx.query, self._idf_function(), ctx.passages)
+        chosen = select_units(units)
+        evidence = {
+            "dense": max((p.dense for p in ctx.passages), default=0.0),
+            "coverage": chosen[0].coverage if chosen else 0.0,
+            "score": chosen[0].score if chosen else 0.0,
+        }
+        base = Answer(
+            question=ctx.question, language=ctx.language, text="", notice=ctx.notice,
+            search_text=ctx.query.text, top_files=_top_files(ctx.passages), evidence=evidence,
+        )
+        if not chosen or self._weak(evidence):
+            return self._refusal(base, None)
+        if chosen[0].is_absence:
+            return self._refusal(base, compose(chosen[:1]))
+        composition = compose(chosen)
+        base.text = self._render(ctx.language, composition)
+        base.citations = composition.citations
+        return base
+
+    def _weak(self, evidence: dict[str, float]) -> bool:
+        return evidence["coverage"] < self.settings.refusal_threshold * 0.5 or evidence["dense"] < self.settings.refusal_threshold
+
+    def _render(self, language: str, composition: Composition) -> str:
+        danish_sources = any(_doc_language(c, self.retriever) != "en" for c in composition.citations)
+        lead_key = "lead_danish_sources" if language == "en" and danish_sources else "lead"
+        parts = [text_for(language, lead_key), "\n".join(composition.lines)]
+        if composition.dates_differ:
+            parts.append(text_for(language, "dates_differ"))
+        return "\n".join(parts)
+
+    def _refusal(self, answer: Answer, composition: Composition | None) -> Answer:
+        language = answer.language
+        lines = []
+        if composition is not None:
+            lines += [text_for(language, "not_in_sources"), *composition.lines]
+            answer.citations = composition.citations
+        else:
+            lines.append(text_for(language, "not_found"))
+        lines += self._pointers(language)
+        answer.text = "\n".join(lines)
+        answer.refused = True
+        answer.status = "not_found"
+        return answer
+
+    def _stopped(self, ctx: Context, status: str, length: int = 0, message: str = "") -> Answer:
+        language = ctx.language
+        text = message or text_for(
+            language, status, length=length, limit=self.settings.max_question_chars
+        )
+        if status in ("injection", "personal_data_request", "unavailable"):
+            pointers = self._pointers(language) if status != "unavailable" else []
+            text = "\n".join([text, *pointers])
+        return Answer(
+            question=ctx.question, language=language, text=text, refused=True, status=status,
+            notice=ctx.notice,
+        )
+
+    # -- knowledge-derived helpers ------------------------------------------------------------
+
+    def _idf_function(self):
+        if self._idf is None or self._idf_refresh != self.retriever.refreshed_at:
+            tokens = [
+                content_terms(f"{c.metadata.get('title', '')} {c.text}") for c in self.retriever.chunks
+            ]
+            self._idf = idf_from_chunks(tokens)
+            self._idf_refresh = self.retriever.refreshed_at
+            self._links = None
+        return self._idf
+
+    def _pointers(self, language: str) -> list[str]:
+        """Where to ask and how to pitch an idea, with links taken from the knowledge base."""
+        try:
+            links = self._help_links()
+        except (StoreUnavailable, IndexEmpty):
+            return []
+        lines = []
+        if links.get("council"):
+            lines.append(text_for(language, "where_to_ask", url=links["council"]["url"]))
+        if links.get("ideas"):
+            lines.append(text_for(language, "how_to_pitch", **links["ideas"]))
+        return lines
+
+    def _help_links(self) -> dict[str, dict[str, str]]:
+        with self._lock:
+            if self._links is not None and self._idf_refresh == self.retriever.refreshed_at:
+                return self._links
+        self.retriever.ensure_fresh()
+        pages = Counter(
+            c.metadata.get("source_url") for c in self.retriever.chunks
+            if c.metadata.get("kind") == "page" and c.metadata.get("source_url")
+        )
+        links: dict[str, dict[str, str]] = {}
+        if pages:
+            links["council"] = {"url": pages.most_common(1)[0][0]}
+        pitch = Query.from_text(text_for("da", "pitch_query"), "", self.retriever.vocabulary)
+        found = self.retriever.search(pitch, k=1)
+        if found:
+            meta = found[0].metadata
+            links["ideas"] = {"title": meta.get("title", ""), "url": meta.get("source_url", "")}
+        with self._lock:
+            self._links = links
+        return links
+
+
+def check_citations(answer: Answer) -> None:
+    """Every [n] refers to a listed source, and every listed source is cited; else fail loudly."""
+    used = {int(n) for n in _MARKER.findall(answer.text)}
+    listed = {c.n for c in answer.citations}
+    if used != listed:
+        raise AssertionError(f"citation check failed: used {sorted(used)}, listed {sorted(listed)}")
+
+
+def _top_files(passages: list[Passage]) -> list[str]:
+    files: list[str] = []
+    for p in passages:
+        name = p.metadata.get("file", "")
+        if name not in files:
+            files.append(name)
+    return files
+
+
+def _doc_language(citation: Citation, retriever: HybridRetriever) -> str:
+    for chunk in retriever.chunks:
+        if chunk.metadata.get("file") == citation.file:
+            return chunk.metadata.get("language", "da")
+    return "da"

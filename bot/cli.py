@@ -1,0 +1,113 @@
+"""Command line faces of the answering core.
+
+    python -m bot                      terminal chat, or the Telegram bot if TELEGRAM_BOT_TOKEN is set
+    python -m bot ask "spørgsmål"      one answer, as a person reads it
+    python -m bot ask --json "..."     one JSON object (DESIGN section 5); no question: stdin batch
+    python -m bot chat                 interactive terminal chat (/ny resets, /kilder lists sources)
+    python -m bot eval FILE [--json]   evaluation over a question file
+    python -m bot telegram             the Telegram bot
+    python -m bot status               index status
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from bot.config import Settings
+from bot.errors import BotError, ConfigError, StoreError
+from bot.logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Spørg Rådet")
+    sub = parser.add_subparsers(dest="command")
+    ask = sub.add_parser("ask", help="answer one question (or stdin lines)")
+    ask.add_argument("question", nargs="*")
+    ask.add_argument("--json", action="store_true", help="print JSON")
+    sub.add_parser("chat", help="interactive terminal chat")
+    evaluate = sub.add_parser("eval", help="run an evaluation file")
+    evaluate.add_argument("file")
+    evaluate.add_argument("--json", action="store_true")
+    sub.add_parser("telegram", help="run the Telegram bot")
+    status = sub.add_parser("status", help="show index status")
+    status.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to a face; returns the exit status."""
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    setup_logging(settings)
+    if args.command is None:
+        args.command = "telegram" if settings.telegram_bot_token else "chat"
+    try:
+        if args.command == "ask":
+            return cmd_ask(settings, args)
+        if args.command == "chat":
+            from bot.chat import run_chat
+
+            return run_chat(settings)
+        if args.command == "eval":
+            from bot.evaluate import run_eval_cli
+
+            return run_eval_cli(settings, args.file, as_json=args.json)
+        if args.command == "telegram":
+            from bot.telegram.app import run
+
+            return run(settings)
+        if args.command == "status":
+            return cmd_status(settings, args.json)
+    except (ConfigError, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+def _answerer(settings: Settings):
+    from bot.answer.core import Answerer
+    from bot.answer.language import preload
+
+    preload()
+    answerer = Answerer(settings)
+    answerer.store.check_embedder(answerer.embedder.backend, answerer.embedder.model, None)
+    return answerer
+
+
+def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
+    """One question from the arguments, or one per stdin line in batch mode."""
+    answerer = _answerer(settings)
+    if args.question:
+        answer = answerer.ask(" ".join(args.question))
+        if args.json:
+            print(json.dumps(answer.to_json(), ensure_ascii=False))
+        else:
+            print(answer.full_text())
+        return 0
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        answer = answerer.ask(line.rstrip("\n"))
+        if args.json:
+            print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
+        else:
+            print(answer.full_text() + "\n", flush=True)
+    return 0
+
+
+def cmd_status(settings: Settings, as_json: bool) -> int:
+    """Index status (operations details come from bot.status)."""
+    from bot.ingest.cli import format_status
+    from bot.status import index_status
+
+    status = index_status(settings)
+    print(json.dumps(status, ensure_ascii=False, indent=2) if as_json else format_status(status))
+    return 0

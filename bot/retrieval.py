@@ -1,0 +1,219 @@
+"""Hybrid retrieval: dense (Chroma, e5) and BM25 (Danish stems), fused, diverse by document.
+
+The BM25 index lives in memory and is rebuilt from Chroma whenever the collection's
+`last_refresh` changes, so a refresh by another process is picked up within seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bot.embedding import Embedder
+from bot.errors import IndexEmpty
+from bot.store import KnowledgeStore, StoredChunk
+from bot.text import Vocabulary, content_terms
+
+log = logging.getLogger(__name__)
+
+_RRF_K = 20
+_RECHECK_SECONDS = 5.0
+
+
+@dataclass
+class Query:
+    """What to search for: the user's terms, plus weaker terms inherited from the last turn."""
+
+    text: str
+    terms: list[str]
+    inherited: list[str] = field(default_factory=list)
+    inherited_weight: float = 0.4
+
+    @classmethod
+    def from_text(cls, text: str, context: str = "", vocabulary: Vocabulary | None = None) -> Query:
+        terms = _correct(content_terms(text), vocabulary)
+        inherited = [t for t in _correct(content_terms(context), vocabulary) if t not in terms]
+        return cls(text=f"{text} {context}".strip() if context else text, terms=terms,
+                   inherited=inherited)
+
+    def weights(self) -> dict[str, float]:
+        """Term → weight (user terms 1, inherited terms lower)."""
+        out = {t: self.inherited_weight for t in self.inherited}
+        out.update({t: 1.0 for t in self.terms})
+        return out
+
+
+def _correct(terms: list[str], vocabulary: Vocabulary | None) -> list[str]:
+    if vocabulary is None:
+        return terms
+    fixed = []
+    for term in terms:
+        known = vocabulary.correct(term)
+        fixed.append(known or term)
+    return fixed
+
+
+@dataclass
+class Passage:
+    """A retrieved chunk with its scores."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    score: float
+    dense: float
+    lexical: float
+
+    @property
+    def doc_id(self) -> str:
+        return self.metadata["doc_id"]
+
+
+class HybridRetriever:
+    """Dense + BM25 retrieval over the knowledge collection."""
+
+    def __init__(
+        self,
+        store: KnowledgeStore,
+        embedder: Embedder,
+        dense_weight: float = 0.7,
+        candidates: int = 20,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.dense_weight = dense_weight
+        self.candidates = candidates
+        self._lock = threading.Lock()
+        self._loaded_refresh: str | None = None
+        self._checked_at = 0.0
+        self.chunks: list[StoredChunk] = []
+        self._bm25 = None
+        self.vocabulary = Vocabulary(())
+        self._row: dict[str, int] = {}
+
+    # -- index --------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """(Re)build the in-memory BM25 index from the chunks in Chroma."""
+        import bm25s
+
+        refresh = self.store.info().get("last_refresh")
+        chunks = self.store.all_chunks()
+        if not chunks:
+            raise IndexEmpty("The knowledge index is empty. Run `python ingest.py` first.")
+        # Two generations of one document can coexist after a crashed ingest: keep the newest.
+        chunks = _one_generation_per_doc(chunks)
+        corpus = [self._lexical_tokens(c) for c in chunks]
+        bm25 = bm25s.BM25()
+        bm25.index(corpus, show_progress=False)
+        vocabulary = Vocabulary(t for doc in corpus for t in doc)
+        with self._lock:
+            self.chunks, self._bm25, self.vocabulary = chunks, bm25, vocabulary
+            self._row = {c.id: i for i, c in enumerate(chunks)}
+            self._loaded_refresh = refresh
+            self._checked_at = time.monotonic()
+        log.info("retriever: %d chunks loaded (refresh %s)", len(chunks), refresh)
+
+    @staticmethod
+    def _lexical_tokens(chunk: StoredChunk) -> list[str]:
+        meta = chunk.metadata
+        head = f"{meta.get('title', '')} {meta.get('section', '')}"
+        return content_terms(f"{head}\n{chunk.text}")
+
+    def ensure_fresh(self) -> None:
+        """Reload when the collection was refreshed since the last load (checked every 5 s)."""
+        if self._bm25 is None:
+            self.load()
+            return
+        if time.monotonic() - self._checked_at < _RECHECK_SECONDS:
+            return
+        self._checked_at = time.monotonic()
+        if self.store.info().get("last_refresh") != self._loaded_refresh:
+            self.load()
+
+    @property
+    def refreshed_at(self) -> str | None:
+        return self._loaded_refresh
+
+    # -- search -------------------------------------------------------------------------------
+
+    def search(self, query: Query, k: int = 8, per_doc: int = 2) -> list[Passage]:
+        """The k best passages, at most per_doc from one document."""
+        self.ensure_fresh()
+        with self._lock:
+            chunks, bm25, row = self.chunks, self._bm25, self._row
+        vector = self.embedder.embed_query(query.text)
+        dense = {c.id: sim for c, sim in self.store.query(vector, self.candidates) if c.id in row}
+        lexical = _bm25_scores(bm25, query)
+        fused = self._fuse(dense, lexical, chunks)
+        passages: list[Passage] = []
+        count: dict[str, int] = {}
+        for chunk_id, score in fused:
+            chunk = chunks[row[chunk_id]]
+            doc_id = chunk.metadata["doc_id"]
+            if count.get(doc_id, 0) >= per_doc:
+                continue
+            count[doc_id] = count.get(doc_id, 0) + 1
+            passages.append(
+                Passage(
+                    id=chunk.id,
+                    text=chunk.text,
+                    metadata=chunk.metadata,
+                    score=score,
+                    dense=dense.get(chunk_id, 0.0),
+                    lexical=float(lexical[row[chunk_id]]) if lexical is not None else 0.0,
+                )
+            )
+            if len(passages) >= k:
+                break
+        return passages
+
+    def _fuse(
+        self, dense: dict[str, float], lexical: np.ndarray | None, chunks: list[StoredChunk]
+    ) -> list[tuple[str, float]]:
+        """Weighted reciprocal-rank fusion; BM25 hits with score 0 are not evidence."""
+        scores: dict[str, float] = {}
+        for rank, (chunk_id, _) in enumerate(sorted(dense.items(), key=lambda kv: -kv[1])):
+            scores[chunk_id] = self.dense_weight / (_RRF_K + rank + 1)
+        if lexical is not None and self.dense_weight < 1.0:
+            order = np.argsort(-lexical)[: self.candidates]
+            for rank, i in enumerate(order):
+                if lexical[i] <= 0:
+                    break
+                chunk_id = chunks[i].id
+                scores[chunk_id] = scores.get(chunk_id, 0.0) + (1 - self.dense_weight) / (
+                    _RRF_K + rank + 1
+                )
+        return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+def _bm25_scores(bm25, query: Query) -> np.ndarray | None:
+    weights = query.weights()
+    if not weights:
+        return None
+    total = None
+    for weight in sorted(set(weights.values()), reverse=True):
+        terms = [t for t, w in weights.items() if w == weight]
+        scores = np.asarray(bm25.get_scores(terms), dtype=np.float32) * weight
+        total = scores if total is None else total + scores
+    return total
+
+
+def _one_generation_per_doc(chunks: list[StoredChunk]) -> list[StoredChunk]:
+    """Drop the older generation of a document that a crashed ingest left behind."""
+    hashes: dict[str, set[str]] = {}
+    for c in chunks:
+        hashes.setdefault(c.metadata["doc_id"], set()).add(c.metadata.get("doc_hash", ""))
+    if all(len(h) == 1 for h in hashes.values()):
+        return chunks
+    newest: dict[str, tuple[str, str]] = {}
+    for c in chunks:
+        key = (c.metadata.get("indexed_at", ""), c.metadata.get("doc_hash", ""))
+        doc_id = c.metadata["doc_id"]
+        newest[doc_id] = max(newest.get(doc_id, key), key)
+    return [c for c in chunks if c.metadata.get("doc_hash", "") == newest[c.metadata["doc_id"]][1]]
