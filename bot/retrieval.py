@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,35 +27,25 @@ _RECHECK_SECONDS = 5.0
 
 @dataclass
 class Query:
-    """What to search for: the user's terms, plus weaker terms inherited from the last turn."""
+    """What to search for: weighted stems of the user's words, plus weaker ones from context."""
 
     text: str
-    terms: list[str]
-    inherited: list[str] = field(default_factory=list)
+    terms: dict[str, float]
     inherited_weight: float = 0.4
 
     @classmethod
     def from_text(cls, text: str, context: str = "", vocabulary: Vocabulary | None = None) -> Query:
-        terms = _correct(content_terms(text), vocabulary)
-        inherited = [t for t in _correct(content_terms(context), vocabulary) if t not in terms]
-        return cls(text=f"{text} {context}".strip() if context else text, terms=terms,
-                   inherited=inherited)
+        vocabulary = vocabulary or Vocabulary()
+        terms: dict[str, float] = {}
+        for term, weight in vocabulary.query_terms(text):
+            terms[term] = max(terms.get(term, 0.0), weight)
+        for term, weight in vocabulary.query_terms(context):
+            terms.setdefault(term, weight * cls.inherited_weight)
+        return cls(text=f"{text} {context}".strip() if context else text, terms=terms)
 
     def weights(self) -> dict[str, float]:
-        """Term → weight (user terms 1, inherited terms lower)."""
-        out = {t: self.inherited_weight for t in self.inherited}
-        out.update({t: 1.0 for t in self.terms})
-        return out
-
-
-def _correct(terms: list[str], vocabulary: Vocabulary | None) -> list[str]:
-    if vocabulary is None:
-        return terms
-    fixed = []
-    for term in terms:
-        known = vocabulary.correct(term)
-        fixed.append(known or term)
-    return fixed
+        """Stem → weight."""
+        return dict(self.terms)
 
 
 @dataclass
@@ -111,7 +101,7 @@ class HybridRetriever:
         corpus = [self._lexical_tokens(c) for c in chunks]
         bm25 = bm25s.BM25()
         bm25.index(corpus, show_progress=False)
-        vocabulary = Vocabulary(t for doc in corpus for t in doc)
+        vocabulary = Vocabulary(f"{c.metadata.get('title', '')} {c.text}" for c in chunks)
         with self._lock:
             self.chunks, self._bm25, self.vocabulary = chunks, bm25, vocabulary
             self._row = {c.id: i for i, c in enumerate(chunks)}

@@ -16,10 +16,16 @@ import Stemmer
 from bm25s.stopwords import STOPWORDS_DANISH, STOPWORDS_EN
 
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+", re.UNICODE)
+# Library stop words plus question words, time adverbs and light verbs that say nothing about
+# the topic ("hvad går den ud på", "hvem sidder i", "lige nu").
 STOPWORDS = frozenset(STOPWORDS_DANISH) | frozenset(STOPWORDS_EN) | {
-    "mon", "hvordan", "hvilke", "hvilken", "hvilket", "også", "sådan", "mange", "meget",
+    "mon", "hvordan", "hvilke", "hvilken", "hvilket", "også", "sådan", "mange", "meget", "lige",
+    "nu", "stadig", "længe", "lang", "stor", "store", "big", "long", "egentlig", "gerne", "bare", "helt", "altså", "går", "gå", "gik", "få", "får",
+    "fik", "sidder", "sidde", "sad", "står", "stå", "stod", "gøre", "gør", "gjorde", "giv", "giver",
+    "sige", "siger", "fortæl", "fortælle", "venligst", "hej", "tak", "ud", "mest", "nok",
     "does", "did", "can", "could", "would", "should", "many", "much", "what", "which", "who",
-    "whom", "whose", "when", "where", "why", "how", "tell", "please", "venligst", "fortæl",
+    "whom", "whose", "when", "where", "why", "how", "tell", "please", "currently", "now", "still",
+    "get", "gets", "got", "go", "goes", "do", "make", "makes", "hi", "thanks",
 }
 _stemmer = Stemmer.Stemmer("danish")
 
@@ -56,36 +62,69 @@ def edit_distance(a: str, b: str, limit: int) -> int:
 
 
 class Vocabulary:
-    """The stems that occur in the knowledge base, for spelling correction of queries."""
+    """The words and stems of the knowledge base, for spelling correction and decompounding."""
 
-    def __init__(self, stems: Iterable[str]) -> None:
-        self._stems = frozenset(stems)
+    def __init__(self, texts: Iterable[str] = ()) -> None:
+        surface: set[str] = set()
+        for text in texts:
+            surface.update(w for w in words(text) if not w[0].isdigit())
+        self._words = frozenset(surface)
+        self._stems = frozenset(stem(w) for w in surface)
         self._by_initial: dict[str, list[str]] = {}
-        for s in self._stems:
-            if len(s) >= 3 and not s[0].isdigit():
-                self._by_initial.setdefault(s[0], []).append(s)
+        for w in self._words:
+            if len(w) >= 4:
+                self._by_initial.setdefault(w[0], []).append(w)
 
-    def __contains__(self, term: str) -> bool:
-        return term in self._stems
+    def __contains__(self, stem_: str) -> bool:
+        return stem_ in self._stems
 
-    def correct(self, term: str) -> str | None:
-        """The known stem closest to an unknown one, or None when nothing is close."""
-        if term in self._stems:
-            return term
-        if len(term) < 4 or term[0].isdigit():
+    def correct(self, word: str) -> str | None:
+        """The known word closest to an unknown one (1 edit, 2 for long words), or None."""
+        if len(word) < 4 or word[0].isdigit():
             return None
-        limit = 1 if len(term) < 7 else 2
-        # Misspellings rarely change the first letter, but k/c and a few others swap.
-        initials = {term[0], *_SWAPS.get(term[0], ())}
+        limit = 1 if len(word) < 8 else 2
+        # Misspellings rarely change the first letter, except for sound-alikes such as k/c.
+        initials = {word[0], *_SWAPS.get(word[0], ())}
         best, best_distance = None, limit + 1
-        for initial in initials:
+        for initial in sorted(initials):
             for candidate in self._by_initial.get(initial, ()):
-                distance = edit_distance(term, candidate, limit)
-                if distance < best_distance or (
-                    distance == best_distance and best is not None and candidate < best
-                ):
+                distance = edit_distance(word, candidate, limit)
+                if distance < best_distance or (distance == best_distance and best and candidate < best):
                     best, best_distance = candidate, distance
         return best
+
+    def split_compound(self, word: str) -> list[str]:
+        """Stems of a Danish compound's known parts ("voldsprojektet" → vold, projekt), or []."""
+        for cut in range(len(word) - 4, 2, -1):
+            head, tail = word[:cut], word[cut:]
+            tail_stem = stem(tail)
+            if tail_stem not in self._stems or len(tail_stem) < 3:
+                continue
+            for joint in ("", "s", "e"):
+                if joint and not head.endswith(joint):
+                    continue
+                first = head[: len(head) - len(joint)] if joint else head
+                if len(first) >= 3 and (first in self._words or stem(first) in self._stems):
+                    return [stem(first), tail_stem]
+        return []
+
+    def query_terms(self, text: str) -> list[tuple[str, float]]:
+        """Content stems of a query with weights: known 1.0, corrected or compound parts 0.8."""
+        terms: list[tuple[str, float]] = []
+        for word in words(text):
+            if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
+                continue
+            stemmed = stem(word)
+            if stemmed in self._stems or word[0].isdigit() or not self._stems:
+                terms.append((stemmed, 1.0))
+                continue
+            parts = self.split_compound(word) if len(word) >= 7 else []
+            if parts:
+                terms.extend((p, 0.8) for p in parts)
+                continue
+            fixed = self.correct(word)
+            terms.append((stem(fixed), 0.8) if fixed else (stemmed, 1.0))
+        return terms
 
 
 _SWAPS = {"k": ("c", "q"), "c": ("k", "s"), "q": ("k",), "s": ("c", "z"), "z": ("s",),

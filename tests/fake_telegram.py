@@ -185,14 +185,36 @@ class EntityParseError(ValueError):
 _HTML_SPACES = " \t\r\n\v\f"
 _HTML_TAGS = frozenset(
     {
-        "a", "b", "strong", "i", "em", "s", "strike", "del", "u", "ins", "tg-spoiler",
-        "tg-emoji", "span", "pre", "code", "blockquote",
+        "a",
+        "b",
+        "strong",
+        "i",
+        "em",
+        "s",
+        "strike",
+        "del",
+        "u",
+        "ins",
+        "tg-spoiler",
+        "tg-emoji",
+        "span",
+        "pre",
+        "code",
+        "blockquote",
     }
 )
 _HTML_SIMPLE = {
-    "i": "italic", "em": "italic", "b": "bold", "strong": "bold",
-    "s": "strikethrough", "strike": "strikethrough", "del": "strikethrough",
-    "u": "underline", "ins": "underline", "tg-spoiler": "spoiler", "span": "spoiler",
+    "i": "italic",
+    "em": "italic",
+    "b": "bold",
+    "strong": "bold",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "u": "underline",
+    "ins": "underline",
+    "tg-spoiler": "spoiler",
+    "span": "spoiler",
 }
 _NAMED_HTML_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 
@@ -365,9 +387,7 @@ def parse_html(text: str, *, strict_ampersand: bool = True) -> tuple[str, list[d
                     )
                 if text[i] not in "'\"":
                     token_begin = i
-                    while i < n and (
-                        (text[i].isascii() and text[i].isalnum()) or text[i] in ".-"
-                    ):
+                    while i < n and ((text[i].isascii() and text[i].isalnum()) or text[i] in ".-"):
                         i += 1
                     value = text[token_begin:i].lower()
                     if i < n and text[i] not in _HTML_SPACES and text[i] != ">":
@@ -489,9 +509,15 @@ def parse_html(text: str, *, strict_ampersand: bool = True) -> tuple[str, list[d
 
 
 _MDV2_TYPE = {
-    "Bold": "bold", "Italic": "italic", "Underline": "underline",
-    "Strikethrough": "strikethrough", "Spoiler": "spoiler", "Code": "code", "Pre": "pre",
-    "PreCode": "pre", "BlockQuote": "blockquote",
+    "Bold": "bold",
+    "Italic": "italic",
+    "Underline": "underline",
+    "Strikethrough": "strikethrough",
+    "Spoiler": "spoiler",
+    "Code": "code",
+    "Pre": "pre",
+    "PreCode": "pre",
+    "BlockQuote": "blockquote",
 }
 
 
@@ -772,8 +798,7 @@ def parse_markdown(text: str) -> tuple[str, list[dict[str, Any]]]:
             i += 1
         if i >= n:
             raise EntityParseError(
-                "Can't find end of the entity starting at byte offset "
-                f"{_byte_offset(text, begin)}"
+                f"Can't find end of the entity starting at byte offset {_byte_offset(text, begin)}"
             )
         if offset != u16:
             length = u16 - offset
@@ -807,10 +832,25 @@ def parse_markdown(text: str) -> tuple[str, list[dict[str, Any]]]:
 
 
 _ENTITY_PRIORITY = {
-    "mention": 50, "hashtag": 50, "bot_command": 50, "url": 50, "email": 50,
-    "bold": 90, "italic": 91, "code": 20, "pre": 11, "text_link": 49, "text_mention": 49,
-    "cashtag": 50, "phone_number": 50, "underline": 92, "strikethrough": 93,
-    "blockquote": 0, "expandable_blockquote": 0, "spoiler": 94, "custom_emoji": 99,
+    "mention": 50,
+    "hashtag": 50,
+    "bot_command": 50,
+    "url": 50,
+    "email": 50,
+    "bold": 90,
+    "italic": 91,
+    "code": 20,
+    "pre": 11,
+    "text_link": 49,
+    "text_mention": 49,
+    "cashtag": 50,
+    "phone_number": 50,
+    "underline": 92,
+    "strikethrough": 93,
+    "blockquote": 0,
+    "expandable_blockquote": 0,
+    "spoiler": 94,
+    "custom_emoji": 99,
 }
 _ENTITY_TYPES = frozenset(_ENTITY_PRIORITY)
 _SPLITTABLE = frozenset({"bold", "italic", "underline", "strikethrough", "spoiler"})
@@ -848,14 +888,35 @@ def _fix_nesting(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return kept
 
 
+_VISIBLE_ON_WHITESPACE = frozenset(
+    {"code", "pre", "text_link", "text_mention", "underline", "strikethrough", "custom_emoji"}
+)
+
+
+def _drop_whitespace_entities(text: str, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop entities that only cover whitespace and would be invisible (like TDLib)."""
+    if not entities:
+        return entities
+    encoded = text.encode("utf-16-le", "surrogatepass")
+    kept = []
+    for entity in entities:
+        start, end = 2 * entity["offset"], 2 * (entity["offset"] + entity["length"])
+        covered = encoded[start:end].decode("utf-16-le", "surrogatepass")
+        if covered.strip() or entity["type"] in _VISIBLE_ON_WHITESPACE:
+            kept.append(entity)
+    return kept
+
+
 def _trim(text: str, entities: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     """Strip leading/trailing whitespace that no entity covers, shifting entities."""
     index = _U16Index(text)
     first = min((e["offset"] for e in entities), default=None)
     last = max((e["offset"] + e["length"] for e in entities), default=None)
     start = 0
-    while start < len(text) and text[start].isspace() and (
-        first is None or index.to_u16(start) < first
+    while (
+        start < len(text)
+        and text[start].isspace()
+        and (first is None or index.to_u16(start) < first)
     ):
         start += 1
     end = len(text)
@@ -982,9 +1043,7 @@ def _find_entities(text: str) -> list[dict[str, Any]]:
     return _sort_entities(found)
 
 
-def _merge_entities(
-    old: list[dict[str, Any]], new: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+def _merge_entities(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Add auto-detected entities that do not intersect explicit ones (TDLib semantics)."""
     merged = list(old)
     for entity in new:
@@ -1006,7 +1065,9 @@ class RecordedRequest:
     ``params`` are decoded: JSON-encoded fields (``reply_markup``, ``entities``,
     ``commands``, ``scope``...) are parsed, integer and boolean fields are converted.
     ``status`` is the HTTP status of the answer and ``response`` the JSON body
-    (``None`` while a long poll is still pending).
+    (``None`` while a long poll is still pending).  ``client_gone`` is true when the
+    client had already closed the connection (e.g. PTB cancelling its long poll on
+    shutdown), so the answer never reached it.
     """
 
     method: str
@@ -1014,6 +1075,7 @@ class RecordedRequest:
     time: float
     status: int | None = None
     response: dict[str, Any] | None = None
+    client_gone: bool = False
 
     @property
     def ok(self) -> bool:
@@ -1144,46 +1206,97 @@ _JSON_FIELDS = {
 }
 _INT_FIELDS = frozenset(
     {
-        "chat_id", "message_id", "user_id", "offset", "limit", "message_thread_id",
-        "reply_to_message_id", "max_connections", "cache_time", "from_chat_id",
+        "chat_id",
+        "message_id",
+        "user_id",
+        "offset",
+        "limit",
+        "message_thread_id",
+        "reply_to_message_id",
+        "max_connections",
+        "cache_time",
+        "from_chat_id",
     }
 )
 _BOOL_FIELDS = frozenset(
     {
-        "disable_notification", "protect_content", "show_alert", "drop_pending_updates",
-        "allow_sending_without_reply", "disable_web_page_preview", "allow_paid_broadcast",
+        "disable_notification",
+        "protect_content",
+        "show_alert",
+        "drop_pending_updates",
+        "allow_sending_without_reply",
+        "disable_web_page_preview",
+        "allow_paid_broadcast",
     }
 )
 _CHAT_ACTIONS = frozenset(
     {
-        "typing", "upload_photo", "record_video", "upload_video", "record_voice",
-        "upload_voice", "upload_document", "choose_sticker", "find_location",
-        "record_video_note", "upload_video_note",
+        "typing",
+        "upload_photo",
+        "record_video",
+        "upload_video",
+        "record_voice",
+        "upload_voice",
+        "upload_document",
+        "choose_sticker",
+        "find_location",
+        "record_video_note",
+        "upload_video_note",
     }
 )
 _UPDATE_TYPES = frozenset(
     {
-        "message", "edited_message", "channel_post", "edited_channel_post",
-        "business_connection", "business_message", "edited_business_message",
-        "deleted_business_messages", "message_reaction", "message_reaction_count",
-        "inline_query", "chosen_inline_result", "callback_query", "shipping_query",
-        "pre_checkout_query", "purchased_paid_media", "poll", "poll_answer",
-        "my_chat_member", "chat_member", "chat_join_request", "chat_boost",
+        "message",
+        "edited_message",
+        "channel_post",
+        "edited_channel_post",
+        "business_connection",
+        "business_message",
+        "edited_business_message",
+        "deleted_business_messages",
+        "message_reaction",
+        "message_reaction_count",
+        "inline_query",
+        "chosen_inline_result",
+        "callback_query",
+        "shipping_query",
+        "pre_checkout_query",
+        "purchased_paid_media",
+        "poll",
+        "poll_answer",
+        "my_chat_member",
+        "chat_member",
+        "chat_join_request",
+        "chat_boost",
         "removed_chat_boost",
     }
 )
 _DEFAULT_ALLOWED_UPDATES = _UPDATE_TYPES - {
-    "chat_member", "message_reaction", "message_reaction_count",
+    "chat_member",
+    "message_reaction",
+    "message_reaction_count",
 }
 _BUTTON_ACTIONS = (
-    "url", "callback_data", "web_app", "login_url", "switch_inline_query",
-    "switch_inline_query_current_chat", "switch_inline_query_chosen_chat", "copy_text",
-    "callback_game", "pay",
+    "url",
+    "callback_data",
+    "web_app",
+    "login_url",
+    "switch_inline_query",
+    "switch_inline_query_current_chat",
+    "switch_inline_query_chosen_chat",
+    "copy_text",
+    "callback_game",
+    "pay",
 )
 _SCOPE_TYPES = frozenset(
     {
-        "default", "all_private_chats", "all_group_chats", "all_chat_administrators",
-        "chat", "chat_administrators", "chat_member",
+        "default",
+        "all_private_chats",
+        "all_group_chats",
+        "all_chat_administrators",
+        "chat",
+        "chat_administrators",
+        "chat_member",
     }
 )
 _COMMAND_RE = re.compile(r"[a-z0-9_]{1,32}")
@@ -1541,7 +1654,10 @@ class FakeTelegram:
             with self._lock:
                 self._requests.append(
                     RecordedRequest(
-                        request.match_info["method"], {}, time.time(), 404,
+                        request.match_info["method"],
+                        {},
+                        time.time(),
+                        404,
                         _ApiError(404, "Not Found").body(),
                     )
                 )
@@ -1567,7 +1683,9 @@ class FakeTelegram:
             status = 200
         except _ApiError as exc:
             body, status = exc.body(), exc.error_code
+        transport = request.transport
         with self._lock:
+            record.client_gone = transport is None or transport.is_closing()
             record.status = status
             record.response = copy.deepcopy(body)
             self._cond.notify_all()
@@ -1715,14 +1833,22 @@ class FakeTelegram:
             assert event is not None
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(event.wait(), remaining)
+            terminated: str | None = None
             with self._lock:
                 if self._closing:
                     break
-                if generation != self._poll_generation:
-                    raise _ApiError(409, _DEFAULT_ERROR_DESCRIPTIONS[409])
                 if self._webhook.get("url"):
-                    raise _ApiError(409, "Conflict: terminated by setWebhook request")
-                batch = self._updates[:limit]
+                    terminated = "Conflict: terminated by setWebhook request"
+                elif generation != self._poll_generation:
+                    terminated = _DEFAULT_ERROR_DESCRIPTIONS[409]
+                else:
+                    batch = self._updates[:limit]
+            if terminated is not None:
+                # Give the loop a moment to notice a client that already hung up (PTB
+                # cancels its poll before its final getUpdates), so that the answer is
+                # recorded as client_gone rather than as an error the bot saw.
+                await asyncio.sleep(0.05)
+                raise _ApiError(409, terminated)
         return copy.deepcopy(batch)
 
     # -- helpers for API handlers -------------------------------------------------------------
@@ -1784,9 +1910,7 @@ class FakeTelegram:
             mode = str(parse_mode).strip().lower()
             try:
                 if mode == "html":
-                    plain, parsed = parse_html(
-                        text, strict_ampersand=self.strict_html_ampersand
-                    )
+                    plain, parsed = parse_html(text, strict_ampersand=self.strict_html_ampersand)
                 elif mode == "markdownv2":
                     plain, parsed = parse_markdown_v2(text)
                 elif mode == "markdown":
@@ -1797,7 +1921,7 @@ class FakeTelegram:
                 raise _bad_request(f"can't parse entities: {exc}") from None
         else:
             plain, parsed = text, []
-        parsed = _fix_nesting(parsed)
+        parsed = _drop_whitespace_entities(plain, _fix_nesting(parsed))
         plain, parsed = _trim(plain, parsed)
         if not plain:
             raise _bad_request("message text is empty")
@@ -1834,7 +1958,7 @@ class FakeTelegram:
             rows = markup["inline_keyboard"]
             if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
                 raise _bad_request(
-                    "can't parse inline keyboard button: Field \"inline_keyboard\" of the "
+                    'can\'t parse inline keyboard button: Field "inline_keyboard" of the '
                     "InlineKeyboardMarkup must be an Array of Arrays"
                 )
             for row in rows:
@@ -1842,7 +1966,7 @@ class FakeTelegram:
                     if not isinstance(button, dict) or not isinstance(button.get("text"), str):
                         raise _bad_request(
                             "can't parse inline keyboard button: InlineKeyboardButton must "
-                            "be an Object with a String field \"text\""
+                            'be an Object with a String field "text"'
                         )
                     actions = [key for key in _BUTTON_ACTIONS if key in button]
                     if not actions:
@@ -1896,7 +2020,9 @@ class FakeTelegram:
         if chat_id in self._blocked:
             raise _ApiError(403, "Forbidden: bot was blocked by the user")
         text, entities = self._format_text(
-            params.get("text"), params.get("parse_mode"), params.get("entities"),
+            params.get("text"),
+            params.get("parse_mode"),
+            params.get("entities"),
             "message is too long",
         )
         sent_markup, inline_markup = self._validate_reply_markup(params.get("reply_markup"))
@@ -1993,7 +2119,9 @@ class FakeTelegram:
         if "text" not in stored.message:
             raise _bad_request("there is no text in the message to edit")
         text, entities = self._format_text(
-            params.get("text"), params.get("parse_mode"), params.get("entities"),
+            params.get("text"),
+            params.get("parse_mode"),
+            params.get("entities"),
             "MESSAGE_TOO_LONG",
         )
         sent_markup, inline_markup = self._validate_reply_markup(params.get("reply_markup"))
@@ -2094,7 +2222,7 @@ class FakeTelegram:
     def _api_set_my_commands(self, params: dict[str, Any]) -> bool:
         commands = params.get("commands")
         if commands is None or commands == "":
-            raise _bad_request("parameter \"commands\" is required")
+            raise _bad_request('parameter "commands" is required')
         if not isinstance(commands, list):
             raise _bad_request(_JSON_FIELDS["commands"])
         if len(commands) > 100:
@@ -2199,9 +2327,7 @@ class FakeTelegram:
     def _api_close(self, params: dict[str, Any]) -> bool:
         self._close_calls += 1
         if self._close_calls > 1:
-            raise _ApiError(
-                429, "Too Many Requests: retry after 600", {"retry_after": 600}
-            )
+            raise _ApiError(429, "Too Many Requests: retry after 600", {"retry_after": 600})
         return True
 
     def _setting_setter(self, key: str, param: str) -> Callable[[dict[str, Any]], bool]:
@@ -2212,9 +2338,7 @@ class FakeTelegram:
 
         return setter
 
-    def _setting_getter(
-        self, key: str, param: str
-    ) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def _setting_getter(self, key: str, param: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
         def getter(params: dict[str, Any]) -> dict[str, Any]:
             language = params.get("language_code") or ""
             return {param: self._settings.get((key, language), "")}
@@ -2225,7 +2349,9 @@ class FakeTelegram:
         key = self._resolve_chat(params) if params.get("chat_id") not in (None, "") else None
         button = params.get("menu_button") or {"type": "default"}
         if not isinstance(button, dict) or button.get("type") not in (
-            "commands", "web_app", "default",
+            "commands",
+            "web_app",
+            "default",
         ):
             raise _bad_request(_JSON_FIELDS["menu_button"])
         self._settings[("menu_button", key)] = button
@@ -2446,9 +2572,7 @@ class FakeTelegram:
                 )
             if user_id is None:
                 user_id = chat_id if chat_id > 0 else self._last_user_in_chat.get(chat_id, 1001)
-            user = self._register_user(
-                user_id, username, first_name, None, language_code or "da"
-            )
+            user = self._register_user(user_id, username, first_name, None, language_code or "da")
             query = {
                 "id": str(next(self._callback_ids)),
                 "from": user,
@@ -2553,8 +2677,8 @@ class FakeTelegram:
 
     @property
     def errors(self) -> list[RecordedRequest]:
-        """Requests that the fake answered with an error."""
-        return [r for r in self.requests if r.status not in (None, 200)]
+        """Requests that the fake answered with an error (that reached the client)."""
+        return [r for r in self.requests if r.status not in (None, 200) and not r.client_gone]
 
     def fail_next(
         self,
@@ -2598,7 +2722,7 @@ class FakeTelegram:
             errors = [
                 f"{r.method} -> {r.status} {(r.response or {}).get('description')}"
                 for r in self._requests
-                if r.status not in (None, 200)
+                if r.status not in (None, 200) and not r.client_gone
             ]
             undelivered = [f"{u['update_id']}: {reason}" for u, reason in self._undelivered]
             pending = [u["update_id"] for u in self._updates]
@@ -2690,4 +2814,3 @@ class FakeTelegram:
             if time.monotonic() >= deadline:
                 raise AssertionError(f"{message} within {timeout}s{self._diagnostics()}")
             await asyncio.sleep(0.01)
-

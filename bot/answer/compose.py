@@ -19,25 +19,31 @@ from bot.answer.models import Citation
 from bot.retrieval import Passage, Query
 from bot.text import content_terms
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“«(]?[A-ZÆØÅ0-9])")
-_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
-_MAX_LIST_CHARS = 700
 _QUANTITY = re.compile(
     r"^\s*(hvor (mange|meget|stor|store|længe|gammel)|hvornår|hvilket år|how (many|much|big|large|long|old)|when|what year)\b",
     re.IGNORECASE,
 )
-_NUMBER = re.compile(r"\d")
+_NUMBERS = re.compile(r"\d+(?:[.,]\d+)*")
 
-# Sentences in which the material says it does not know something.
-_ABSENCE = re.compile(
-    r"(\b(står|findes|fremgår|nævnes|oplyses)\b[^.]{0,40}\bikke\b[^.]{0,60}\b(kilde|samling|materiale|side|nyhed)"
-    r"|\bikke\b[^.]{0,30}\b(kunnet finde|fundet)\b[^.]{0,40}\bkilde"
-    r"|\bingen\b[^.]{0,60}\bi (de |vores )?kilder"
-    r"|\bkan ikke oplyse\b"
-    r"|\bnot (stated|available|included|found|given|mentioned)\b[^.]{0,40}\b(sources?|material|collection)"
-    r"|\b(sources?|material) (does|do) not (say|state|include|contain|mention))",
-    re.IGNORECASE,
+# "Our sources do not say …": a negation and a reference to the sources in one sentence, or a
+# section headed like "Hvad vi ikke ved" / "Ikke i kilderne". The knowledge base marks its gaps
+# this way, and quoting such a sentence as an answer would be a refusal in disguise.
+_NEGATION = re.compile(r"\b(ikke|ingen|intet|not|no|none|never|cannot|can't|don't|doesn't)\b", re.I)
+_SOURCES = re.compile(r"\b(kilde\w*|samling\w*|materiale\w*|sources?|material|collection)\b", re.I)
+_GAP_HEADING = re.compile(
+    r"\b(ikke|not)\b.*\b(ved|vide|fundet|finde|kilde\w*|know\w*|found|sources?)\b", re.I
 )
+
+
+def is_absence(text: str, section: str = "") -> bool:
+    """Whether a unit says the material lacks something."""
+    last_heading = section.split(" › ")[-1] if section else ""
+    if _GAP_HEADING.search(last_heading):
+        return True
+    sentences = [x for x in re.split(r"(?<=[.!?])\s+|\n", text) if any(c.isalpha() for c in x)]
+    return bool(sentences) and all(
+        _NEGATION.search(sentence) and _SOURCES.search(sentence) for sentence in sentences
+    )
 
 
 @dataclass
@@ -58,7 +64,7 @@ class Unit:
 
     @property
     def is_absence(self) -> bool:
-        return bool(_ABSENCE.search(self.text))
+        return is_absence(self.text, self.passage.metadata.get("section", ""))
 
 
 @dataclass
@@ -71,71 +77,54 @@ class Composition:
     dates_differ: bool
 
 
-def split_units(text: str) -> list[str]:
-    """Sentences, with each list (and its lead-in line) or table kept whole when short."""
-    units: list[str] = []
-    paragraph: list[str] = []
-    lines = [line.rstrip() for line in text.splitlines()]
-
-    def flush_paragraph() -> None:
-        if paragraph:
-            joined = " ".join(paragraph)
-            units.extend(s.strip() for s in _SENTENCE_END.split(joined) if s.strip())
-            paragraph.clear()
-
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if _LIST_ITEM.match(line):
-            lead = ""
-            if paragraph and paragraph[-1].endswith(":"):
-                lead = paragraph.pop()
-            flush_paragraph()
-            items = []
-            while i < len(lines) and (_LIST_ITEM.match(lines[i]) or (items and lines[i].startswith("  "))):
-                items.append(lines[i].strip())
-                i += 1
-            block = "\n".join([lead, *items] if lead else items)
-            if len(block) <= _MAX_LIST_CHARS:
-                units.append(block)
-            else:
-                units.extend(items)
-            continue
-        if not line.strip():
-            flush_paragraph()
-        else:
-            paragraph.append(line.strip())
-        i += 1
-    flush_paragraph()
-    return [u for u in units if any(ch.isalpha() for ch in u)]
-
-
 def make_units(passages: list[Passage]) -> list[Unit]:
-    """All units of the passages, with their term sets."""
+    """One quotable unit per retrieved passage (passages are sentence-level chunks)."""
     units = []
     for passage in passages:
         meta = passage.metadata
         context = frozenset(content_terms(f"{meta.get('title', '')} {meta.get('section', '')}"))
-        for order, text in enumerate(split_units(passage.text)):
-            units.append(Unit(text, passage, order, frozenset(content_terms(text)), context))
+        units.append(
+            Unit(passage.text, passage, int(meta.get("chunk", 0)), frozenset(content_terms(passage.text)), context)
+        )
     return units
 
 
-def score_units(units: list[Unit], query: Query, idf: Callable[[str], float], passages: list[Passage]) -> None:
-    """Score every unit in place: weighted term coverage, passage rank and answer type."""
-    weights = {t: w * idf(t) for t, w in query.weights().items()}
+@dataclass(frozen=True)
+class Weights:
+    """How unit scores are made and units chosen; calibrated with `python -m bot eval`."""
+
+    coverage: float = 0.45  # share of the question's weighted terms found in the unit
+    context: float = 0.5  # credit for terms found only in the unit's title or section heading
+    dense: float = 0.35  # semantic similarity, relative to the best unit
+    fused: float = 0.2  # hybrid retrieval rank (dense + BM25)
+    number_bonus: float = 0.1  # the question asks how many/much/when and the unit has a number
+    dense_band: float = 0.08  # e5 similarities sit in a narrow band: distance to the best
+    relative: float = 0.75  # runners-up must reach this share of the best score
+    max_units: int = 4
+    second_source: float = 0.6  # a differently dated source is added from this share
+
+
+def score_units(units: list[Unit], query: Query, idf: Callable[[str], float], w: Weights = Weights()) -> None:
+    """Score every unit in place: term coverage, semantic similarity, retrieval rank, answer type."""
+    weights = {t: wt * idf(t) for t, wt in query.weights().items()}
     total = sum(weights.values()) or 1.0
-    top = max((p.score for p in passages), default=1.0) or 1.0
+    top_dense = max((u.passage.dense for u in units), default=0.0)
+    top_fused = max((u.passage.score for u in units), default=0.0) or 1.0
     wants_number = bool(_QUANTITY.match(query.text))
+    asked_numbers = set(_NUMBERS.findall(query.text))
     for unit in units:
-        own = sum(w for t, w in weights.items() if t in unit.terms)
-        context = sum(w for t, w in weights.items() if t in unit.context_terms and t not in unit.terms)
-        unit.coverage = (own + 0.5 * context) / total
+        own = sum(wt for t, wt in weights.items() if t in unit.terms)
+        context = sum(wt for t, wt in weights.items() if t in unit.context_terms and t not in unit.terms)
+        unit.coverage = (own + w.context * context) / total
+        dense = unit.passage.dense
+        dense_rel = max(0.0, 1.0 - (top_dense - dense) / w.dense_band) if dense else 0.0
         length_penalty = 1.0 / (1.0 + max(0, len(unit.terms) - 40) / 80)
+        has_new_number = bool(set(_NUMBERS.findall(unit.text)) - asked_numbers)
         unit.score = (
-            0.65 * unit.coverage * length_penalty
-            + 0.35 * unit.passage.score / top
-            + (0.1 if wants_number and _NUMBER.search(unit.text) else 0.0)
+            w.coverage * unit.coverage * length_penalty
+            + w.dense * dense_rel
+            + w.fused * unit.passage.score / top_fused
+            + (w.number_bonus if wants_number and has_new_number else 0.0)
         )
 
 
@@ -149,27 +138,30 @@ def _redundant(unit: Unit, chosen: list[Unit]) -> bool:
     return False
 
 
-def select_units(units: list[Unit], max_units: int = 4, relative: float = 0.75) -> list[Unit]:
+def select_units(units: list[Unit], w: Weights = Weights()) -> list[Unit]:
     """The best units: the top one, close runners-up, and a differently dated second source."""
     ranked = sorted(units, key=lambda u: -u.score)
     if not ranked:
         return []
     best = ranked[0]
     chosen = [best]
+    if best.is_absence:
+        return chosen
     for unit in ranked[1:]:
-        if len(chosen) >= max_units:
+        if len(chosen) >= w.max_units:
             break
-        if unit.score < relative * best.score or unit.is_absence:
+        if unit.score < w.relative * best.score or unit.is_absence:
             continue
         if not _redundant(unit, chosen):
             chosen.append(unit)
     dates = {u.passage.metadata.get("source_date") for u in chosen}
-    if len({u.doc_id for u in chosen}) == 1 and len(chosen) < max_units + 1:
+    if len({u.doc_id for u in chosen}) == 1:
         for unit in ranked[1:]:
-            other_date = unit.passage.metadata.get("source_date")
-            if unit.doc_id == best.doc_id or other_date in dates or unit.is_absence:
+            if unit.doc_id == best.doc_id or unit.is_absence:
                 continue
-            if unit.score >= 0.6 * best.score and unit.coverage >= 0.5 * best.coverage and not _redundant(unit, chosen):
+            if unit.passage.metadata.get("source_date") in dates:
+                break
+            if unit.score >= w.second_source * best.score and not _redundant(unit, chosen):
                 chosen.append(unit)
             break
     return chosen

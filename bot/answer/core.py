@@ -134,13 +134,13 @@ class Answerer:
         context = self.memory.context_for(ctx.chat_id, ctx.search_text)
         self.retriever.ensure_fresh()
         ctx.query = Query.from_text(ctx.search_text, context, self.retriever.vocabulary)
-        ctx.passages = self.retriever.search(ctx.query, k=self.settings.retrieve_k)
+        ctx.passages = self.retriever.search(ctx.query, k=self.settings.retrieve_k, per_doc=3)
         self.memory.remember(ctx.chat_id, ctx.query.text)
         ctx.timings["retrieve"] = (time.perf_counter() - started) * 1000
 
     def _compose(self, ctx: Context) -> Answer:
         units = make_units(ctx.passages)
-        score_units(units, ctx.query, self._idf_function(), ctx.passages)
+        score_units(units, ctx.query, self._idf_function())
         chosen = select_units(units)
         evidence = {
             "dense": max((p.dense for p in ctx.passages), default=0.0),

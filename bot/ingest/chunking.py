@@ -1,7 +1,8 @@
 """Heading-aware, then sentence-based splitting of documents into chunks.
 
-Markdown is cut at headings first (the heading path becomes the chunk's `section`), then long
-sections are split on sentence boundaries by LlamaIndex's `SentenceSplitter`. Tables become one
+Markdown is cut at headings first (the heading path becomes the chunk's `section`), then each
+section into quotable units: sentences, a list with its lead-in line, a table row. Over-long
+units are split on sentence boundaries by LlamaIndex's `SentenceSplitter`. Tables become one
 line per row with the header repeated ("Periode: 2020-2024"), so a row quoted alone still reads.
 """
 
@@ -13,11 +14,14 @@ from typing import Any
 
 from bot.ingest.loaders import SourceDocument
 
-CHUNKER_VERSION = "3"
+CHUNKER_VERSION = "4"
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _TABLE_RULE = re.compile(r"^\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 _LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
 _EMPHASIS = re.compile(r"(\*\*|__)(.+?)\1")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“«(]?[A-ZÆØÅ0-9])")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+_MAX_LIST_CHARS = 700
 
 
 @dataclass(frozen=True)
@@ -27,11 +31,11 @@ class Chunk:
     text: str
     section: str
     page: int | None
+    window: str = ""
 
     def embed_text(self, title: str) -> str:
         """What the embedder and BM25 see: title and section give the chunk its context."""
-        head = f"{title} – {self.section}" if self.section else title
-        return f"{head}\n{self.text}"
+        return f"{self.section or title}\n{self.text}"
 
 
 def clean_inline(text: str) -> str:
@@ -90,31 +94,76 @@ def sections(text: str) -> list[tuple[str, str]]:
     return result
 
 
-def _splitter(chunk_words: int, overlap_words: int):
+def split_units(text: str) -> list[str]:
+    """Sentences, with each list (and its lead-in line) or table kept whole when short."""
+    units: list[str] = []
+    paragraph: list[str] = []
+    lines = [line.rstrip() for line in text.splitlines()]
+
+    def flush_paragraph() -> None:
+        if paragraph:
+            joined = " ".join(paragraph)
+            units.extend(s.strip() for s in _SENTENCE_END.split(joined) if s.strip())
+            paragraph.clear()
+
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if _LIST_ITEM.match(line):
+            lead = ""
+            if paragraph and paragraph[-1].endswith(":"):
+                lead = paragraph.pop()
+            flush_paragraph()
+            items = []
+            while i < len(lines) and (_LIST_ITEM.match(lines[i]) or (items and lines[i].startswith("  "))):
+                items.append(lines[i].strip())
+                i += 1
+            block = "\n".join([lead, *items] if lead else items)
+            if len(block) <= _MAX_LIST_CHARS:
+                units.append(block)
+            else:
+                units.extend(items)
+            continue
+        if not line.strip():
+            flush_paragraph()
+        else:
+            paragraph.append(line.strip())
+        i += 1
+    flush_paragraph()
+    return [u for u in units if any(ch.isalpha() for ch in u)]
+
+
+def _splitter(max_words: int, overlap_words: int):
     from llama_index.core.node_parser import SentenceSplitter
 
     # Words, not tiktoken tokens: deterministic and needs no tokenizer download.
-    return SentenceSplitter(
-        chunk_size=chunk_words,
-        chunk_overlap=overlap_words,
-        tokenizer=str.split,
-        paragraph_separator="\n\n",
-    )
+    return SentenceSplitter(chunk_size=max_words, chunk_overlap=overlap_words, tokenizer=str.split)
 
 
-def chunk_document(doc: SourceDocument, chunk_words: int = 200, overlap_words: int = 20) -> list[Chunk]:
-    """Split a loaded document into chunks carrying section or page."""
+def chunk_document(doc: SourceDocument, max_words: int = 120, overlap_words: int = 15) -> list[Chunk]:
+    """Split a document into quotable units (sentence, whole list, table row) with context.
+
+    Units are what the composer quotes, so they are indexed one by one (a sentence window, as
+    LlamaIndex's SentenceWindowNodeParser does): dense similarity is then measured against
+    exactly the text that would be quoted. A unit longer than max_words is split further.
+    """
     splitter = None
     chunks: list[Chunk] = []
     for text, page in doc.parts:
         prepared = clean_inline(flatten_tables(text))
         for section, body in sections(prepared):
-            if len(body.split()) <= chunk_words:
-                pieces = [body]
-            else:
-                splitter = splitter or _splitter(chunk_words, overlap_words)
-                pieces = splitter.split_text(body)
-            chunks.extend(Chunk(p.strip(), section, page) for p in pieces if p.strip())
+            units = split_units(body)
+            for i, unit in enumerate(units):
+                if len(unit.split()) > max_words:
+                    splitter = splitter or _splitter(max_words, overlap_words)
+                    pieces = [p.strip() for p in splitter.split_text(unit) if p.strip()]
+                else:
+                    pieces = [unit]
+                before = units[i - 1] if i > 0 else ""
+                after = units[i + 1] if i + 1 < len(units) else ""
+                for piece in pieces:
+                    window = "\n".join(x for x in (before, piece, after) if x)
+                    chunks.append(Chunk(piece, section, page, window))
     return chunks
 
 
@@ -129,6 +178,7 @@ def chunk_metadata(
         "chunk": index,
         "section": chunk.section,
         "indexed_at": indexed_at,
+        "window": chunk.window,
     }
     if chunk.page is not None:
         meta["page"] = chunk.page

@@ -104,7 +104,6 @@ def _load_text(path: Path, warnings: list[str]) -> tuple[dict[str, Any], str]:
 
 
 def _load_html(path: Path, warnings: list[str]) -> tuple[dict[str, Any], str]:
-    import trafilatura
 
     html = _decode(path.read_bytes(), path.name, warnings)
     return html_to_text(html, path.name)

@@ -78,7 +78,7 @@ def document_hash(doc: SourceDocument, settings: Settings) -> str:
     """Content hash over text, stable metadata and chunker settings (not fetch times)."""
     digest = hashlib.sha256()
     stable = {k: doc.metadata[k] for k in sorted(doc.metadata)}
-    header = [stable, CHUNKER_VERSION, settings.chunk_tokens, settings.chunk_overlap]
+    header = [stable, CHUNKER_VERSION, settings.chunk_max_words, settings.chunk_overlap_words]
     digest.update(json.dumps(header, ensure_ascii=False, sort_keys=True).encode())
     for text, page in doc.parts:
         digest.update(f"\x00{page}\x00".encode())
@@ -258,7 +258,7 @@ def _apply(
     """Write new generations, then delete old generations, removed documents and leftovers."""
     work = []
     for doc, digest in plan.new + plan.changed:
-        chunks = chunk_document(doc, settings.chunk_tokens, settings.chunk_overlap)
+        chunks = chunk_document(doc, settings.chunk_max_words, settings.chunk_overlap_words)
         work.append((doc, digest, chunks))
     total = sum(len(chunks) for _, _, chunks in work)
     tick = progress(total) if (progress and total) else None
