@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.ingest.loaders import SourceDocument
 
-CHUNKER_VERSION = "4"
+CHUNKER_VERSION = "5"
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _TABLE_RULE = re.compile(r"^\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 _LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
@@ -133,6 +133,25 @@ def split_units(text: str) -> list[str]:
     return [u for u in units if any(ch.isalpha() for ch in u)]
 
 
+def _merge_fragments(units: list[str], min_words: int = 4) -> list[str]:
+    """Join a fragment ("Side 2.", a stray label) to the unit after it; alone it says nothing."""
+    merged: list[str] = []
+    carry = ""
+    for unit in units:
+        unit = f"{carry} {unit}".strip() if carry else unit
+        carry = ""
+        if len(unit.split()) < min_words and "\n" not in unit:
+            carry = unit
+            continue
+        merged.append(unit)
+    if carry:
+        if merged:
+            merged[-1] = f"{merged[-1]} {carry}"
+        else:
+            merged.append(carry)
+    return merged
+
+
 def _splitter(max_words: int, overlap_words: int):
     from llama_index.core.node_parser import SentenceSplitter
 
@@ -152,7 +171,7 @@ def chunk_document(doc: SourceDocument, max_words: int = 120, overlap_words: int
     for text, page in doc.parts:
         prepared = clean_inline(flatten_tables(text))
         for section, body in sections(prepared):
-            units = split_units(body)
+            units = _merge_fragments(split_units(body))
             for i, unit in enumerate(units):
                 if len(unit.split()) > max_words:
                     splitter = splitter or _splitter(max_words, overlap_words)

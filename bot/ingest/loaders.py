@@ -120,7 +120,8 @@ def html_to_text(html: str, name: str) -> tuple[dict[str, Any], str]:
         include_tables=True,
         favor_recall=True,
     )
-    if not text or not text.strip():
+    # Trafilatura falls back to the whole page; menus and footers have no real sentence.
+    if not text or not any(len(line.split()) >= 5 for line in text.splitlines()):
         raise LoaderError(f"{name}: no main content found in the HTML page")
     meta: dict[str, Any] = {}
     found = trafilatura.extract_metadata(html)

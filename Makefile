@@ -1,0 +1,48 @@
+# Spørg Rådet: everything a developer or CI needs, from a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+# Models come from PyPI wheels; never try a model hub at run time.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export ANONYMIZED_TELEMETRY := False
+export OMP_WAIT_POLICY := passive
+
+.PHONY: setup run index test lint format eval bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch==2.13.0 (CPU) is pinned in the sentence-transformers extra; pip takes it from local disk.
+	$(BIN)/python -m pip install --quiet -e ".[dev,sentence-transformers]"
+	touch $(STAMP)
+
+index: setup
+	$(BIN)/python ingest.py
+
+run: index
+	$(BIN)/python -m bot
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+eval: index
+	$(BIN)/python -m bot eval eval/questions.jsonl
+
+bench: index
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .ruff_cache
