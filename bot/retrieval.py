@@ -17,7 +17,7 @@ import numpy as np
 from bot.embedding import Embedder
 from bot.errors import IndexEmpty
 from bot.store import KnowledgeStore, StoredChunk
-from bot.text import Vocabulary, content_terms
+from bot.text import Vocabulary, expanded_terms
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ class HybridRetriever:
         self._bm25 = None
         self.vocabulary = Vocabulary(())
         self._row: dict[str, int] = {}
+        self._terms: dict[str, frozenset[str]] = {}
 
     # -- index --------------------------------------------------------------------------------
 
@@ -98,22 +99,31 @@ class HybridRetriever:
             raise IndexEmpty("The knowledge index is empty. Run `python ingest.py` first.")
         # Two generations of one document can coexist after a crashed ingest: keep the newest.
         chunks = _one_generation_per_doc(chunks)
-        corpus = [self._lexical_tokens(c) for c in chunks]
+        vocabulary = Vocabulary(f"{c.metadata.get('title', '')} {c.text}" for c in chunks)
+        corpus = [self._lexical_tokens(c, vocabulary) for c in chunks]
         bm25 = bm25s.BM25()
         bm25.index(corpus, show_progress=False)
-        vocabulary = Vocabulary(f"{c.metadata.get('title', '')} {c.text}" for c in chunks)
         with self._lock:
             self.chunks, self._bm25, self.vocabulary = chunks, bm25, vocabulary
             self._row = {c.id: i for i, c in enumerate(chunks)}
+            self._terms: dict[str, frozenset[str]] = {}
             self._loaded_refresh = refresh
             self._checked_at = time.monotonic()
         log.info("retriever: %d chunks loaded (refresh %s)", len(chunks), refresh)
 
     @staticmethod
-    def _lexical_tokens(chunk: StoredChunk) -> list[str]:
+    def _lexical_tokens(chunk: StoredChunk, vocabulary: Vocabulary) -> list[str]:
         meta = chunk.metadata
         head = f"{meta.get('title', '')} {meta.get('section', '')}"
-        return content_terms(f"{head}\n{chunk.text}")
+        return expanded_terms(f"{head}\n{chunk.text}", vocabulary)
+
+    def unit_terms(self, chunk_id: str, text: str) -> frozenset[str]:
+        """Index terms of one chunk's own text (cached per chunk)."""
+        cached = self._terms.get(chunk_id)
+        if cached is None:
+            cached = frozenset(expanded_terms(text, self.vocabulary))
+            self._terms[chunk_id] = cached
+        return cached
 
     def ensure_fresh(self) -> None:
         """Reload when the collection was refreshed since the last load (checked every 5 s)."""

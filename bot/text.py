@@ -26,6 +26,11 @@ STOPWORDS = frozenset(STOPWORDS_DANISH) | frozenset(STOPWORDS_EN) | {
     "does", "did", "can", "could", "would", "should", "many", "much", "what", "which", "who",
     "whom", "whose", "when", "where", "why", "how", "tell", "please", "currently", "now", "still",
     "get", "gets", "got", "go", "goes", "do", "make", "makes", "hi", "thanks",
+    # bm25s's English list is short (33 words); the common auxiliaries and pronouns it lacks.
+    "were", "been", "being", "have", "has", "had", "having", "am", "i", "me", "my", "you", "your",
+    "we", "our", "us", "he", "him", "his", "she", "her", "they", "them", "their", "its", "from",
+    "about", "would", "there", "here", "than", "then", "so", "also", "any", "some", "all", "more",
+    "most", "other", "into", "over", "up", "out", "yes", "just", "only", "very", "know",
 }
 _stemmer = Stemmer.Stemmer("danish")
 
@@ -80,7 +85,7 @@ class Vocabulary:
 
     def correct(self, word: str) -> str | None:
         """The known word closest to an unknown one (1 edit, 2 for long words), or None."""
-        if len(word) < 4 or word[0].isdigit():
+        if len(word) < 5 or word[0].isdigit():
             return None
         limit = 1 if len(word) < 8 else 2
         # Misspellings rarely change the first letter, except for sound-alikes such as k/c.
@@ -92,6 +97,14 @@ class Vocabulary:
                 if distance < best_distance or (distance == best_distance and best and candidate < best):
                     best, best_distance = candidate, distance
         return best
+
+    def head(self, word: str) -> str | None:
+        """Stem of a compound's head ("bikubenfonden" → fond), when the head is a known word.
+
+        Danish compounds put the meaning last, so "Hvilke fonde …" should find
+        "Bikubenfonden" and "Lauritzen Fonden" alike.
+        """
+        return _head(word, self._words)
 
     def split_compound(self, word: str) -> list[str]:
         """Stems of a Danish compound's known parts ("voldsprojektet" → vold, projekt), or []."""
@@ -109,22 +122,82 @@ class Vocabulary:
         return []
 
     def query_terms(self, text: str) -> list[tuple[str, float]]:
-        """Content stems of a query with weights: known 1.0, corrected or compound parts 0.8."""
+        """Content stems of a query with weights.
+
+        Known words weigh 1.0; corrected words and compound parts 0.8. A multi-word name
+        ("Anne Thorø Nielsen") is one concept: its words share one weight, so a name does not
+        outweigh the rest of the question just by having three words.
+        """
         terms: list[tuple[str, float]] = []
-        for word in words(text):
-            if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
-                continue
-            stemmed = stem(word)
-            if stemmed in self._stems or word[0].isdigit() or not self._stems:
-                terms.append((stemmed, 1.0))
-                continue
-            parts = self.split_compound(word) if len(word) >= 7 else []
-            if parts:
-                terms.extend((p, 0.8) for p in parts)
-                continue
-            fixed = self.correct(word)
-            terms.append((stem(fixed), 0.8) if fixed else (stemmed, 1.0))
+        for group in _name_groups(text):
+            group_terms: list[tuple[str, float]] = []
+            for word in group:
+                group_terms.extend(self._word_terms(word))
+            share = 1.0 / len(group_terms) if len(group) > 1 and group_terms else 1.0
+            terms.extend((term, weight * share) for term, weight in group_terms)
         return terms
+
+    def _word_terms(self, word: str) -> list[tuple[str, float]]:
+        if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
+            return []
+        stemmed = stem(word)
+        if stemmed in self._stems or word[0].isdigit() or not self._stems:
+            return [(stemmed, 1.0)]
+        parts = self.split_compound(word) if len(word) >= 7 else []
+        if parts:
+            return [(p, 0.8) for p in parts]
+        fixed = self.correct(word)
+        return [(stem(fixed), 0.8) if fixed else (stemmed, 1.0)]
+
+
+@lru_cache(maxsize=65536)
+def _head_cached(word: str, known: frozenset[str]) -> str | None:
+    for cut in range(3, len(word) - 3):
+        tail = word[cut:]
+        if tail in known and tail not in STOPWORDS:
+            return stem(tail)
+    return None
+
+
+def _head(word: str, known: frozenset[str]) -> str | None:
+    if len(word) < 8 or word[0].isdigit():
+        return None
+    return _head_cached(word, known)
+
+
+def expanded_terms(text: str, vocabulary: Vocabulary) -> list[str]:
+    """Content stems plus the heads of compound words (for indexing documents)."""
+    out: list[str] = []
+    for word in words(text):
+        if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
+            continue
+        out.append(stem(word))
+        head = vocabulary.head(word)
+        if head and head != out[-1]:
+            out.append(head)
+    return out
+
+
+_RAW_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+", re.UNICODE)
+
+
+def _name_groups(text: str) -> list[list[str]]:
+    """Lower-cased words, with runs of capitalised words (names) grouped together."""
+    groups: list[list[str]] = []
+    run: list[str] = []
+    for i, match in enumerate(_RAW_TOKEN.finditer(text)):
+        token = match.group(0)
+        capitalised = token[0].isupper() and i > 0 and token.lower() not in STOPWORDS
+        if capitalised:
+            run.append(token.lower())
+            continue
+        if run:
+            groups.append(run)
+            run = []
+        groups.append([token.lower()])
+    if run:
+        groups.append(run)
+    return groups
 
 
 _SWAPS = {"k": ("c", "q"), "c": ("k", "s"), "q": ("k",), "s": ("c", "z"), "z": ("s",),

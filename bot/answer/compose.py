@@ -30,6 +30,7 @@ _NUMBERS = re.compile(r"\d+(?:[.,]\d+)*")
 # this way, and quoting such a sentence as an answer would be a refusal in disguise.
 _NEGATION = re.compile(r"\b(ikke|ingen|intet|not|no|none|never|cannot|can't|don't|doesn't)\b", re.I)
 _SOURCES = re.compile(r"\b(kilde\w*|samling\w*|materiale\w*|sources?|material|collection)\b", re.I)
+_WE = re.compile(r"\b(vi|vores|we|our|us)\b", re.I)
 _GAP_HEADING = re.compile(
     r"\b(ikke|not)\b.*\b(ved|vide|fundet|finde|kilde\w*|know\w*|found|sources?)\b", re.I
 )
@@ -42,7 +43,8 @@ def is_absence(text: str, section: str = "") -> bool:
         return True
     sentences = [x for x in re.split(r"(?<=[.!?])\s+|\n", text) if any(c.isalpha() for c in x)]
     return bool(sentences) and all(
-        _NEGATION.search(sentence) and _SOURCES.search(sentence) for sentence in sentences
+        _NEGATION.search(sentence) and (_SOURCES.search(sentence) or _WE.search(sentence))
+        for sentence in sentences
     )
 
 
@@ -77,14 +79,19 @@ class Composition:
     dates_differ: bool
 
 
-def make_units(passages: list[Passage]) -> list[Unit]:
+def make_units(
+    passages: list[Passage], terms_of: Callable[[str, str], frozenset[str]] | None = None
+) -> list[Unit]:
     """One quotable unit per retrieved passage (passages are sentence-level chunks)."""
+    terms_of = terms_of or (lambda _id, text: frozenset(content_terms(text)))
     units = []
     for passage in passages:
         meta = passage.metadata
-        context = frozenset(content_terms(f"{meta.get('title', '')} {meta.get('section', '')}"))
+        # Title, heading and the neighbouring sentences give a unit its context.
+        around = f"{meta.get('title', '')} {meta.get('section', '')} {meta.get('window', '')}"
+        context = frozenset(content_terms(around))
         units.append(
-            Unit(passage.text, passage, int(meta.get("chunk", 0)), frozenset(content_terms(passage.text)), context)
+            Unit(passage.text, passage, int(meta.get("chunk", 0)), terms_of(passage.id, passage.text), context)
         )
     return units
 
@@ -102,6 +109,7 @@ class Weights:
     relative: float = 0.75  # runners-up must reach this share of the best score
     max_units: int = 4
     second_source: float = 0.6  # a differently dated source is added from this share
+    gap_share: float = 0.85  # a "not in our sources" unit wins from this share of the best
 
 
 def score_units(units: list[Unit], query: Query, idf: Callable[[str], float], w: Weights = Weights()) -> None:
@@ -140,24 +148,31 @@ def _redundant(unit: Unit, chosen: list[Unit]) -> bool:
 
 def select_units(units: list[Unit], w: Weights = Weights()) -> list[Unit]:
     """The best units: the top one, close runners-up, and a differently dated second source."""
-    ranked = sorted(units, key=lambda u: -u.score)
+    ordered = sorted(units, key=lambda u: -u.score)
+    gap = next((u for u in ordered if u.is_absence), None)
+    ranked = [u for u in ordered if not u.is_absence]
+    # When the material's own "we don't know X" covers the question at least as well as any
+    # answer and scores nearly as high, the honest reply is that gap, not a near miss.
+    if gap and (
+        not ranked
+        or (gap.coverage >= ranked[0].coverage and gap.score >= w.gap_share * ranked[0].score)
+    ):
+        return [gap]
     if not ranked:
         return []
     best = ranked[0]
     chosen = [best]
-    if best.is_absence:
-        return chosen
     for unit in ranked[1:]:
         if len(chosen) >= w.max_units:
             break
-        if unit.score < w.relative * best.score or unit.is_absence:
+        if unit.score < w.relative * best.score:
             continue
         if not _redundant(unit, chosen):
             chosen.append(unit)
     dates = {u.passage.metadata.get("source_date") for u in chosen}
     if len({u.doc_id for u in chosen}) == 1:
         for unit in ranked[1:]:
-            if unit.doc_id == best.doc_id or unit.is_absence:
+            if unit.doc_id == best.doc_id:
                 continue
             if unit.passage.metadata.get("source_date") in dates:
                 break

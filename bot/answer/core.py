@@ -139,7 +139,7 @@ class Answerer:
         ctx.timings["retrieve"] = (time.perf_counter() - started) * 1000
 
     def _compose(self, ctx: Context) -> Answer:
-        units = make_units(ctx.passages)
+        units = make_units(ctx.passages, self.retriever.unit_terms)
         score_units(units, ctx.query, self._idf_function())
         chosen = select_units(units)
         evidence = {
