@@ -100,13 +100,13 @@ def make_units(
 class Weights:
     """How unit scores are made and units chosen; calibrated with `python -m bot eval`."""
 
-    coverage: float = 0.45  # share of the question's weighted terms found in the unit
-    context: float = 0.5  # credit for terms found only in the unit's title or section heading
-    dense: float = 0.35  # semantic similarity, relative to the best unit
+    coverage: float = 0.5  # share of the question's weighted terms found in the unit
+    context: float = 0.8  # credit for terms found only around the unit (title, heading, window)
+    dense: float = 0.3  # semantic similarity, relative to the best unit
     fused: float = 0.2  # hybrid retrieval rank (dense + BM25)
     number_bonus: float = 0.1  # the question asks how many/much/when and the unit has a number
     dense_band: float = 0.08  # e5 similarities sit in a narrow band: distance to the best
-    relative: float = 0.75  # runners-up must reach this share of the best score
+    relative: float = 0.7  # runners-up must reach this share of the best score
     max_units: int = 4
     second_source: float = 0.6  # a differently dated source is added from this share
     gap_share: float = 0.85  # a "not in our sources" unit wins from this share of the best

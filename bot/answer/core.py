@@ -134,7 +134,7 @@ class Answerer:
         context = self.memory.context_for(ctx.chat_id, ctx.search_text)
         self.retriever.ensure_fresh()
         ctx.query = Query.from_text(ctx.search_text, context, self.retriever.vocabulary)
-        ctx.passages = self.retriever.search(ctx.query, k=self.settings.retrieve_k, per_doc=3)
+        ctx.passages = self.retriever.search(ctx.query, k=self.settings.retrieve_k, per_doc=4)
         self.memory.remember(ctx.chat_id, ctx.query.text)
         ctx.timings["retrieve"] = (time.perf_counter() - started) * 1000
 
@@ -161,7 +161,10 @@ class Answerer:
         return base
 
     def _weak(self, evidence: dict[str, float]) -> bool:
-        return evidence["coverage"] < self.settings.refusal_threshold * 0.5 or evidence["dense"] < self.settings.refusal_threshold
+        return (
+            evidence["dense"] < self.settings.refusal_min_similarity
+            or evidence["coverage"] < self.settings.refusal_min_coverage
+        )
 
     def _render(self, language: str, composition: Composition) -> str:
         danish_sources = any(_doc_language(c, self.retriever) != "en" for c in composition.citations)

@@ -17,10 +17,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "written):",
     },
     "dates_differ": {
-        "da": "Kilderne er fra forskellige tidspunkter og siger ikke helt det samme; "
-        "den nyeste står først.",
-        "en": "The sources are from different dates and do not quite agree; the newest comes "
-        "first.",
+        "da": "Kilderne er fra forskellige tidspunkter; den nyeste står først.",
+        "en": "The sources are from different dates; the newest comes first.",
     },
     "sources_heading": {"da": "Kilder:", "en": "Sources:"},
     "not_found": {

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.ingest.loaders import SourceDocument
 
-CHUNKER_VERSION = "5"
+CHUNKER_VERSION = "6"
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _TABLE_RULE = re.compile(r"^\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 _LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
@@ -94,6 +94,30 @@ def sections(text: str) -> list[tuple[str, str]]:
     return result
 
 
+# Abbreviations after which a full stop does not end a sentence (Danish and English).
+_ABBREVIATIONS = {
+    "ca", "fx", "f.eks", "bl.a", "mio", "mia", "kr", "nr", "jf", "dvs", "evt", "inkl", "ekskl",
+    "pga", "mht", "ift", "osv", "mv", "m.v", "m.fl", "st", "tlf", "hhv", "vedr", "pr", "ang",
+    "e.g", "i.e", "etc", "approx", "no", "vs", "mr", "mrs", "dr", "jan", "feb", "mar", "apr",
+    "jun", "jul", "aug", "sep", "sept", "okt", "oct", "nov", "dec",
+}
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a paragraph; abbreviations ("ca.", "mio. kr.") do not end one."""
+    sentences: list[str] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        before = text[start : match.start()].rstrip()
+        last_word = before.rsplit(None, 1)[-1].lower().strip("([\"“‘«.") if before else ""
+        if last_word in _ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha()):
+            continue
+        sentences.append(text[start : match.start()].strip())
+        start = match.end()
+    sentences.append(text[start:].strip())
+    return [s for s in sentences if s]
+
+
 def split_units(text: str) -> list[str]:
     """Sentences, with each list (and its lead-in line) or table kept whole when short."""
     units: list[str] = []
@@ -103,7 +127,7 @@ def split_units(text: str) -> list[str]:
     def flush_paragraph() -> None:
         if paragraph:
             joined = " ".join(paragraph)
-            units.extend(s.strip() for s in _SENTENCE_END.split(joined) if s.strip())
+            units.extend(split_sentences(joined))
             paragraph.clear()
 
     i = 0
