@@ -1,12 +1,12 @@
 """Command line faces of the answering core.
 
-    python -m bot                      terminal chat, or the Telegram bot if TELEGRAM_BOT_TOKEN is set
-    python -m bot ask "spørgsmål"      one answer, as a person reads it
-    python -m bot ask --json "..."     one JSON object (DESIGN section 5); no question: stdin batch
-    python -m bot chat                 interactive terminal chat (/ny resets, /kilder lists sources)
-    python -m bot eval FILE [--json]   evaluation over a question file
-    python -m bot telegram             the Telegram bot
-    python -m bot status               index status
+python -m bot                      terminal chat, or the Telegram bot if TELEGRAM_BOT_TOKEN is set
+python -m bot ask "spørgsmål"      one answer, as a person reads it
+python -m bot ask --json "..."     one JSON object (DESIGN section 5); no question: stdin batch
+python -m bot chat                 interactive terminal chat (/ny resets, /kilder lists sources)
+python -m bot eval FILE [--json]   evaluation over a question file
+python -m bot telegram             the Telegram bot
+python -m bot status               index status
 """
 
 from __future__ import annotations

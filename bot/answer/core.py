@@ -14,7 +14,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from bot.answer import guard
-from bot.answer.compose import Composition, compose, idf_from_chunks, make_units, score_units, select_units
+from bot.answer.compose import (
+    Composition,
+    compose,
+    idf_from_chunks,
+    make_units,
+    score_units,
+    select_units,
+)
 from bot.answer.followup import ConversationMemory
 from bot.answer.language import detect
 from bot.answer.messages import text_for
@@ -59,9 +66,14 @@ class Answerer:
         self.store = store or KnowledgeStore.open(settings)
         self.embedder = embedder or make_embedder(settings)
         self.retriever = HybridRetriever(
-            self.store, self.embedder, settings.dense_weight, candidates=max(20, settings.retrieve_k * 2)
+            self.store,
+            self.embedder,
+            settings.dense_weight,
+            candidates=max(20, settings.retrieve_k * 2),
         )
-        self.memory = memory or ConversationMemory(settings.memory_turns, settings.memory_ttl_seconds)
+        self.memory = memory or ConversationMemory(
+            settings.memory_turns, settings.memory_ttl_seconds
+        )
         self._idf = None
         self._idf_refresh: str | None = "unset"
         self._links: dict[str, dict[str, str]] | None = None
@@ -85,8 +97,11 @@ class Answerer:
         answer.timings_ms = {k: ctx.timings.get(k, 0.0) for k in ("retrieve", "compose", "total")}
         log.info(
             "answer status=%s lang=%s refused=%s sources=%s total_ms=%.0f",
-            answer.status, answer.language, answer.refused,
-            ",".join(c.file for c in answer.citations), ctx.timings["total"],
+            answer.status,
+            answer.language,
+            answer.refused,
+            ",".join(c.file for c in answer.citations),
+            ctx.timings["total"],
         )
         return answer
 
@@ -100,10 +115,15 @@ class Answerer:
         seen: dict[str, dict[str, str]] = {}
         for chunk in self.retriever.chunks:
             meta = chunk.metadata
-            seen.setdefault(meta["doc_id"], {
-                "file": meta.get("file", ""), "title": meta.get("title", ""),
-                "date": meta.get("source_date", ""), "url": meta.get("source_url", ""),
-            })
+            seen.setdefault(
+                meta["doc_id"],
+                {
+                    "file": meta.get("file", ""),
+                    "title": meta.get("title", ""),
+                    "date": meta.get("source_date", ""),
+                    "url": meta.get("source_url", ""),
+                },
+            )
         return sorted(seen.values(), key=lambda d: (d["date"], d["title"]), reverse=True)
 
     # -- pipeline -----------------------------------------------------------------------------
@@ -148,8 +168,13 @@ class Answerer:
             "score": chosen[0].score if chosen else 0.0,
         }
         base = Answer(
-            question=ctx.question, language=ctx.language, text="", notice=ctx.notice,
-            search_text=ctx.query.text, top_files=_top_files(ctx.passages), evidence=evidence,
+            question=ctx.question,
+            language=ctx.language,
+            text="",
+            notice=ctx.notice,
+            search_text=ctx.query.text,
+            top_files=_top_files(ctx.passages),
+            evidence=evidence,
         )
         if not chosen or self._weak(evidence):
             return self._refusal(base, None)
@@ -167,7 +192,9 @@ class Answerer:
         )
 
     def _render(self, language: str, composition: Composition) -> str:
-        danish_sources = any(_doc_language(c, self.retriever) != "en" for c in composition.citations)
+        danish_sources = any(
+            _doc_language(c, self.retriever) != "en" for c in composition.citations
+        )
         lead_key = "lead_danish_sources" if language == "en" and danish_sources else "lead"
         parts = [text_for(language, lead_key), "\n".join(composition.lines)]
         if composition.dates_differ:
@@ -197,7 +224,11 @@ class Answerer:
             pointers = self._pointers(language) if status != "unavailable" else []
             text = "\n".join([text, *pointers])
         return Answer(
-            question=ctx.question, language=language, text=text, refused=True, status=status,
+            question=ctx.question,
+            language=language,
+            text=text,
+            refused=True,
+            status=status,
             notice=ctx.notice,
         )
 
@@ -206,7 +237,8 @@ class Answerer:
     def _idf_function(self):
         if self._idf is None or self._idf_refresh != self.retriever.refreshed_at:
             tokens = [
-                content_terms(f"{c.metadata.get('title', '')} {c.text}") for c in self.retriever.chunks
+                content_terms(f"{c.metadata.get('title', '')} {c.text}")
+                for c in self.retriever.chunks
             ]
             self._idf = idf_from_chunks(tokens)
             self._idf_refresh = self.retriever.refreshed_at
@@ -232,7 +264,8 @@ class Answerer:
                 return self._links
         self.retriever.ensure_fresh()
         pages = Counter(
-            c.metadata.get("source_url") for c in self.retriever.chunks
+            c.metadata.get("source_url")
+            for c in self.retriever.chunks
             if c.metadata.get("kind") == "page" and c.metadata.get("source_url")
         )
         links: dict[str, dict[str, str]] = {}

@@ -22,9 +22,37 @@ _CONNECTIVE = re.compile(
     re.IGNORECASE,
 )
 _ANAPHORA = {
-    "den", "det", "dem", "de", "han", "hun", "ham", "hende", "dens", "dets", "deres", "hans",
-    "hendes", "dette", "denne", "disse", "der", "it", "its", "they", "them", "their", "he",
-    "she", "him", "her", "this", "that", "those", "these", "there",
+    "den",
+    "det",
+    "dem",
+    "de",
+    "han",
+    "hun",
+    "ham",
+    "hende",
+    "dens",
+    "dets",
+    "deres",
+    "hans",
+    "hendes",
+    "dette",
+    "denne",
+    "disse",
+    "der",
+    "it",
+    "its",
+    "they",
+    "them",
+    "their",
+    "he",
+    "she",
+    "him",
+    "her",
+    "this",
+    "that",
+    "those",
+    "these",
+    "there",
 }
 _MAX_FOLLOWUP_TERMS = 3
 
@@ -46,7 +74,8 @@ def is_follow_up(question: str) -> bool:
         return True
     if len(terms) <= 1:
         return True
-    return any(w in _ANAPHORA for w in words(question))
+    # "Hvad koster den?" leans on the last turn; "… Den Sociale Investeringsfond" does not.
+    return len(terms) <= 2 and any(w in _ANAPHORA for w in words(question))
 
 
 class ConversationMemory:

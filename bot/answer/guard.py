@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from bot.privacy import find_personal_data, redact
 
 # Unicode tag characters (used to smuggle hidden instructions), zero-width and bidi controls.
-_INVISIBLE = re.compile("[\U000e0000-\U000e007f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\u00ad]")
+_INVISIBLE = re.compile(
+    "[\U000e0000-\U000e007f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\u00ad]"
+)
 
 # Attempts to override instructions, in Danish and English.
 _INJECTION = [
@@ -69,14 +71,25 @@ def check(raw: str, max_chars: int) -> GuardResult:
     if not any(ch.isalnum() for ch in text):
         return GuardResult(text, "", stop="noise")
     personal = bool(find_personal_data(text))
-    search_text = _strip_placeholders(redact(text)) if personal else text
+    search_text = _without_personal_sentences(text) if personal else text
     if any(p.search(text) for p in _INJECTION):
         return GuardResult(text, search_text, stop="injection", personal_data=personal)
-    if any(p.search(text) for p in _PRIVATE_REQUEST):
+    # Someone sharing their own CPR number is not asking for anyone else's.
+    if not personal and any(p.search(text) for p in _PRIVATE_REQUEST):
         return GuardResult(text, search_text, stop="personal_data_request", personal_data=personal)
     if not any(ch.isalpha() for ch in search_text):
         return GuardResult(text, search_text, stop="noise", personal_data=personal)
     return GuardResult(text, search_text, personal_data=personal)
+
+
+def _without_personal_sentences(text: str) -> str:
+    """Drop sentences that carry personal data (they are about the user, not the question);
+    if nothing else is left, keep the text with the data removed."""
+    sentences = re.split(r"(?<=[.!?])\s+", text)
+    kept = [s for s in sentences if not find_personal_data(s)]
+    if any(any(ch.isalpha() for ch in s) for s in kept):
+        return " ".join(kept)
+    return _strip_placeholders(redact(text))
 
 
 def _strip_placeholders(text: str) -> str:

@@ -50,9 +50,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "characters.",
     },
     "noise": {
-        "da": "Jeg forstod ikke beskeden. Skriv et spørgsmål med ord, fx \"Hvem sidder i Rådet?\"",
+        "da": 'Jeg forstod ikke beskeden. Skriv et spørgsmål med ord, fx "Hvem sidder i Rådet?"',
         "en": "I didn't understand that. Please ask a question in words, e.g. \"Who sits on the "
-        "Council?\"",
+        'Council?"',
     },
     "injection": {
         "da": "Jeg kan kun svare på spørgsmål om Rådet for Sociale Investeringer ud fra Rådets "
@@ -87,6 +87,7 @@ def text_for(language: Lang, key: str, **values: object) -> str:
     """The message `key` in the given language, with values filled in."""
     template = TEXTS[key].get(language) or TEXTS[key]["da"]
     return template.format(**values) if values else template
+
 
 # Searched once per refresh to find the knowledge base's own page about pitching ideas.
 TEXTS["pitch_query"] = {

@@ -56,7 +56,11 @@ class Answer:
             "refused": self.refused,
             "status": self.status,
             "citations": [
-                {k: v for k, v in asdict(c).items() if k in ("n", "title", "url", "date", "file", "quote")}
+                {
+                    k: v
+                    for k, v in asdict(c).items()
+                    if k in ("n", "title", "url", "date", "file", "quote")
+                }
                 for c in self.citations
             ],
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
@@ -76,7 +80,9 @@ class Answer:
 
 def format_source(citation: Citation) -> str:
     """'[1] Title (2024-04-17, s. 3) url'."""
-    details = ", ".join(x for x in (citation.date, f"s. {citation.page}" if citation.page else "") if x)
+    details = ", ".join(
+        x for x in (citation.date, f"s. {citation.page}" if citation.page else "") if x
+    )
     suffix = f" ({details})" if details else ""
     url = f" {citation.url}" if citation.url else ""
     return f"[{citation.n}] {citation.title}{suffix}{url}"

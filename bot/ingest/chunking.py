@@ -41,7 +41,9 @@ class Chunk:
 def clean_inline(text: str) -> str:
     """Drop Markdown emphasis and turn links into 'text (url)'."""
     text = _EMPHASIS.sub(r"\2", text)
-    return _LINK.sub(lambda m: m.group(1) if m.group(1) == m.group(2) else f"{m.group(1)} ({m.group(2)})", text)
+    return _LINK.sub(
+        lambda m: m.group(1) if m.group(1) == m.group(2) else f"{m.group(1)} ({m.group(2)})", text
+    )
 
 
 def _cells(line: str) -> list[str]:
@@ -96,10 +98,54 @@ def sections(text: str) -> list[tuple[str, str]]:
 
 # Abbreviations after which a full stop does not end a sentence (Danish and English).
 _ABBREVIATIONS = {
-    "ca", "fx", "f.eks", "bl.a", "mio", "mia", "kr", "nr", "jf", "dvs", "evt", "inkl", "ekskl",
-    "pga", "mht", "ift", "osv", "mv", "m.v", "m.fl", "st", "tlf", "hhv", "vedr", "pr", "ang",
-    "e.g", "i.e", "etc", "approx", "no", "vs", "mr", "mrs", "dr", "jan", "feb", "mar", "apr",
-    "jun", "jul", "aug", "sep", "sept", "okt", "oct", "nov", "dec",
+    "ca",
+    "fx",
+    "f.eks",
+    "bl.a",
+    "mio",
+    "mia",
+    "kr",
+    "nr",
+    "jf",
+    "dvs",
+    "evt",
+    "inkl",
+    "ekskl",
+    "pga",
+    "mht",
+    "ift",
+    "osv",
+    "mv",
+    "m.v",
+    "m.fl",
+    "st",
+    "tlf",
+    "hhv",
+    "vedr",
+    "pr",
+    "ang",
+    "e.g",
+    "i.e",
+    "etc",
+    "approx",
+    "no",
+    "vs",
+    "mr",
+    "mrs",
+    "dr",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "okt",
+    "oct",
+    "nov",
+    "dec",
 }
 
 
@@ -109,7 +155,7 @@ def split_sentences(text: str) -> list[str]:
     start = 0
     for match in _SENTENCE_END.finditer(text):
         before = text[start : match.start()].rstrip()
-        last_word = before.rsplit(None, 1)[-1].lower().strip("([\"“‘«.") if before else ""
+        last_word = before.rsplit(None, 1)[-1].lower().strip('(["“‘«.') if before else ""
         if last_word in _ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha()):
             continue
         sentences.append(text[start : match.start()].strip())
@@ -139,7 +185,9 @@ def split_units(text: str) -> list[str]:
                 lead = paragraph.pop()
             flush_paragraph()
             items = []
-            while i < len(lines) and (_LIST_ITEM.match(lines[i]) or (items and lines[i].startswith("  "))):
+            while i < len(lines) and (
+                _LIST_ITEM.match(lines[i]) or (items and lines[i].startswith("  "))
+            ):
                 items.append(lines[i].strip())
                 i += 1
             block = "\n".join([lead, *items] if lead else items)
@@ -183,7 +231,9 @@ def _splitter(max_words: int, overlap_words: int):
     return SentenceSplitter(chunk_size=max_words, chunk_overlap=overlap_words, tokenizer=str.split)
 
 
-def chunk_document(doc: SourceDocument, max_words: int = 120, overlap_words: int = 15) -> list[Chunk]:
+def chunk_document(
+    doc: SourceDocument, max_words: int = 120, overlap_words: int = 15
+) -> list[Chunk]:
     """Split a document into quotable units (sentence, whole list, table row) with context.
 
     Units are what the composer quotes, so they are indexed one by one (a sentence window, as

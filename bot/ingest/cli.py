@@ -28,7 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--status", action="store_true", help="show what the index holds")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
-        "--wait", type=float, default=0.0, metavar="SECONDS",
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
         help="wait this long for another running ingest to finish (default: exit at once)",
     )
     return parser
@@ -62,8 +65,12 @@ def format_report(report: IngestReport) -> str:
     width = max(len(name) for name, _ in rows)
     lines = ["Dry run: nothing was changed." if report.dry_run else "Ingest finished."]
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]
-    for label, names in (("added", report.added), ("updated", report.updated),
-                         ("deleted", report.deleted), ("repaired", report.repaired)):
+    for label, names in (
+        ("added", report.added),
+        ("updated", report.updated),
+        ("deleted", report.deleted),
+        ("repaired", report.repaired),
+    ):
         if names and len(names) <= 20:
             lines.append(f"  {label}: " + ", ".join(names))
     for failure in report.failures:
@@ -82,7 +89,9 @@ def format_status(status: dict) -> str:
         f"Last refresh: {status['last_refresh'] or 'never'}",
     ]
     for doc in status["items"]:
-        lines.append(f"  {doc['source_date'] or '----------':<10}  {doc['doc_id']}  ({doc['chunks']} chunks)")
+        lines.append(
+            f"  {doc['source_date'] or '----------':<10}  {doc['doc_id']}  ({doc['chunks']} chunks)"
+        )
     return "\n".join(lines)
 
 
@@ -94,7 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.status:
             status = index_status(settings)
-            print(json.dumps(status, ensure_ascii=False, indent=2) if args.json else format_status(status))
+            print(
+                json.dumps(status, ensure_ascii=False, indent=2)
+                if args.json
+                else format_status(status)
+            )
             return 0
         report = run_ingest(
             settings,
@@ -110,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     except BotError as exc:
         _fail(str(exc), args.json)
         return 2
-    print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) if args.json else format_report(report))
+    print(
+        json.dumps(report.to_dict(), ensure_ascii=False, indent=2)
+        if args.json
+        else format_report(report)
+    )
     return report.exit_code
 
 

@@ -214,9 +214,7 @@ def run_ingest(
 
         docs = load_all(settings, scope, report)
         failed = {f["document"] for f in report.failures}
-        stored = {} if (rebuild and not dry_run) else target.doc_versions()
-        if rebuild and dry_run:
-            stored = {}
+        stored = {} if rebuild else target.doc_versions()
         plan = make_plan(docs, stored, failed, lambda d: _in_scope(d, settings, scope))
         report.added = [d.doc_id for d, _ in plan.new]
         report.updated = [d.doc_id for d, _ in plan.changed]
@@ -225,9 +223,8 @@ def run_ingest(
         report.repaired = sorted(plan.stale_ids)
         if not dry_run:
             _apply(plan, stored, target, embedder, settings, report, progress)
-            if plan.new or plan.changed or plan.removed or plan.stale_ids or rebuild:
-                target.mark_refreshed(embedder.backend, embedder.model, embedder.dimension)
-            elif not target.info().get("embedding_model") and target.count():
+            changed = plan.new or plan.changed or plan.removed or plan.stale_ids or rebuild
+            if changed or not target.info().get("embedding_model"):
                 target.mark_refreshed(embedder.backend, embedder.model, embedder.dimension)
             if rebuild:
                 store.reset()

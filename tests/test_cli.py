@@ -1,0 +1,113 @@
+"""The command-line contract of DESIGN section 5, run as a user would in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+KEYS = {"question", "language", "answer", "refused", "citations", "timings_ms"}
+
+
+def run_bot(args: list[str], settings, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "DATA_DIR": str(settings.data_dir),
+        "KNOWLEDGE_DIR": str(settings.knowledge_dir),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_ask_prints_a_readable_answer_with_sources(kb_settings):
+    result = run_bot(["ask", "Hvem er formand for Rådet for Sociale Investeringer?"], kb_settings)
+    assert result.returncode == 0, result.stderr
+    assert "Gurli Martinussen" in result.stdout
+    assert "Kilder:" in result.stdout and "[1]" in result.stdout
+
+
+def test_ask_json_follows_the_contract(kb_settings):
+    result = run_bot(
+        ["ask", "--json", "How big is the Aarhus social investment fund?"], kb_settings
+    )
+    payload = json.loads(result.stdout)
+    assert payload.keys() >= KEYS
+    assert payload["language"] == "en" and payload["refused"] is False
+    assert set(payload["timings_ms"]) == {"retrieve", "compose", "total"}
+    for citation in payload["citations"]:
+        assert set(citation) == {"n", "title", "url", "date", "file", "quote"}
+        assert f"[{citation['n']}]" in payload["answer"]
+
+
+def test_batch_mode_reads_stdin_and_prints_one_json_object_per_line(kb_settings):
+    questions = "Hvem er formand for Rådet?\n\nHvad bliver vejret i morgen?\nWhat is UngiFokus?\n"
+    result = run_bot(["ask", "--json"], kb_settings, stdin=questions)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["question"] for line in lines] == [
+        "Hvem er formand for Rådet?",
+        "Hvad bliver vejret i morgen?",
+        "What is UngiFokus?",
+    ]
+    assert lines[1]["refused"] is True and lines[0]["refused"] is False
+
+
+def test_chat_resets_and_lists_sources(kb_settings):
+    result = run_bot(["chat"], kb_settings, stdin="Hvem er formand?\n/kilder\n/ny\n/quit\n")
+    assert result.returncode == 0
+    assert "Gurli Martinussen" in result.stdout
+    assert "Kilder (senest opdateret" in result.stdout and "2024-04-17" in result.stdout
+    assert "Samtalen er nulstillet." in result.stdout
+
+
+def test_eval_json_reports_metrics_per_language_and_persona(kb_settings, tmp_path):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        json.dumps(
+            {
+                "id": "a",
+                "question": "Hvem er formand for Rådet?",
+                "language": "da",
+                "persona": "citizen",
+                "answerable": True,
+                "must_contain": ["Gurli"],
+                "sources": [
+                    "medlemmer-og-perioder.md",
+                    "formand-gurli-martinussen.md",
+                    "raadet-forside-2024.txt",
+                ],
+            }
+        )
+        + "\n"
+        + json.dumps(
+            {
+                "id": "b",
+                "question": "What is the weather tomorrow?",
+                "language": "en",
+                "persona": "citizen",
+                "answerable": False,
+                "must_contain": [],
+                "sources": [],
+            }
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    result = run_bot(["eval", str(questions), "--json"], kb_settings)
+    report = json.loads(result.stdout)
+    assert report["summary"]["all"]["fact_accuracy"] == 1.0
+    assert report["summary"]["language=en"]["refusal_accuracy"] == 1.0
+    assert "persona=citizen" in report["summary"]
+
+
+def test_missing_index_is_explained(tmp_path):
+    from tests.conftest import make_settings
+
+    result = run_bot(["ask", "Hvem er formand?"], make_settings(tmp_path / "empty"))
+    assert "ingest.py" in result.stdout + result.stderr
