@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,8 @@ class Query:
 
     text: str
     terms: dict[str, float]
+    embed_text: str = ""
+    unknown_names: list[str] = field(default_factory=list)
     inherited_weight: float = 0.4
 
     @classmethod
@@ -41,7 +43,12 @@ class Query:
             terms[term] = max(terms.get(term, 0.0), weight)
         for term, weight in vocabulary.query_terms(context):
             terms.setdefault(term, weight * cls.inherited_weight)
-        return cls(text=f"{text} {context}".strip() if context else text, terms=terms)
+        return cls(
+            text=f"{text} {context}".strip() if context else text,
+            terms=terms,
+            embed_text=vocabulary.corrected(text) + (f" {context}" if context else ""),
+            unknown_names=vocabulary.unknown_names(text) if vocabulary._stems else [],
+        )
 
     def weights(self) -> dict[str, float]:
         """Stem → weight."""
@@ -147,7 +154,7 @@ class HybridRetriever:
         self.ensure_fresh()
         with self._lock:
             chunks, bm25, row = self.chunks, self._bm25, self._row
-        vector = self.embedder.embed_query(query.text)
+        vector = self.embedder.embed_query(query.embed_text or query.text)
         dense = {c.id: sim for c, sim in self.store.query(vector, self.candidates) if c.id in row}
         lexical = _bm25_scores(bm25, query)
         fused = self._fuse(dense, lexical, chunks)

@@ -206,11 +206,11 @@ class Vocabulary:
     def __contains__(self, stem_: str) -> bool:
         return stem_ in self._stems
 
-    def correct(self, word: str) -> str | None:
+    def correct(self, word: str, min_length: int = 5) -> str | None:
         """The known word closest to an unknown one (1 edit, 2 for long words), or None."""
-        if len(word) < 5 or word[0].isdigit():
+        if len(word) < min_length or word[0].isdigit():
             return None
-        limit = 1 if len(word) < 8 else 2
+        limit = 1 if len(word) < 10 else 2
         # Misspellings rarely change the first letter, except for sound-alikes such as k/c.
         initials = {word[0], *_SWAPS.get(word[0], ())}
         best, best_distance = None, limit + 1
@@ -254,13 +254,43 @@ class Vocabulary:
         outweigh the rest of the question just by having three words.
         """
         terms: list[tuple[str, float]] = []
-        for group in _name_groups(text):
+        for group in _name_groups(text)[0]:
             group_terms: list[tuple[str, float]] = []
             for word in group:
                 group_terms.extend(self._word_terms(word))
             share = 1.0 / len(group_terms) if len(group) > 1 and group_terms else 1.0
             terms.extend((term, weight * share) for term, weight in group_terms)
         return terms
+
+    def corrected(self, text: str) -> str:
+        """The text with misspelled words replaced by the closest known word (for embedding)."""
+
+        def fix(match: re.Match[str]) -> str:
+            word = match.group(0)
+            lower = word.lower()
+            if lower in self._words or lower in STOPWORDS or not self._words:
+                return word
+            # Short words are corrected only here, for the embedder, where a wrong guess is cheap.
+            known = self.correct(lower, min_length=4)
+            return known if known else word
+
+        return _RAW_TOKEN.sub(fix, text)
+
+    def unknown_names(self, text: str) -> list[str]:
+        """Capitalised words the knowledge base has never seen, even after correction.
+
+        "Odense" in a question about a council means another council than ours.
+        """
+        _, names = _name_groups(text)
+        return [
+            n
+            for n in names
+            if not n[0].isdigit()
+            and len(n) > 2
+            and stem(n) not in self._stems
+            and not self.split_compound(n)
+            and self.correct(n) is None
+        ]
 
     def _word_terms(self, word: str) -> list[tuple[str, float]]:
         if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
@@ -306,15 +336,17 @@ def expanded_terms(text: str, vocabulary: Vocabulary) -> list[str]:
 _RAW_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+", re.UNICODE)
 
 
-def _name_groups(text: str) -> list[list[str]]:
-    """Lower-cased words, with runs of capitalised words (names) grouped together."""
+def _name_groups(text: str) -> tuple[list[list[str]], list[str]]:
+    """Lower-cased words with runs of capitalised words (names) grouped, and those names."""
     groups: list[list[str]] = []
+    names: list[str] = []
     run: list[str] = []
     for i, match in enumerate(_RAW_TOKEN.finditer(text)):
         token = match.group(0)
         capitalised = token[0].isupper() and i > 0 and token.lower() not in STOPWORDS
         if capitalised:
             run.append(token.lower())
+            names.append(token.lower())
             continue
         if run:
             groups.append(run)
@@ -322,7 +354,7 @@ def _name_groups(text: str) -> list[list[str]]:
         groups.append([token.lower()])
     if run:
         groups.append(run)
-    return groups
+    return groups, names
 
 
 _SWAPS = {

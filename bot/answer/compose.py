@@ -165,7 +165,7 @@ def select_units(units: list[Unit], w: Weights = Weights()) -> list[Unit]:
     # answer and scores nearly as high, the honest reply is that gap, not a near miss.
     if gap and (
         not ranked
-        or (gap.coverage >= ranked[0].coverage and gap.score >= w.gap_share * ranked[0].score)
+        or (gap.coverage > ranked[0].coverage and gap.score >= w.gap_share * ranked[0].score)
     ):
         return [gap]
     if not ranked:

@@ -176,7 +176,7 @@ class Answerer:
             top_files=_top_files(ctx.passages),
             evidence=evidence,
         )
-        if not chosen or self._weak(evidence):
+        if not chosen or self._weak(evidence) or ctx.query.unknown_names:
             return self._refusal(base, None)
         if chosen[0].is_absence:
             return self._refusal(base, compose(chosen[:1]))
