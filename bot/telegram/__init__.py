@@ -1,0 +1,1 @@
+"""The Telegram face of Spørg Rådet (python-telegram-bot)."""

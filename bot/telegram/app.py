@@ -1,0 +1,388 @@
+"""Spørg Rådet on Telegram.
+
+Answers questions in private chats, and in groups when mentioned or replied to; cites sources;
+collects 👍/👎 feedback; staff can check status and refresh the knowledge base. Run with
+`python -m bot telegram` (polling, or a webhook when WEBHOOK_URL is set).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+import secrets
+import time
+from collections import defaultdict, deque
+
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatAction, ChatType, MessageEntityType, ParseMode
+from telegram.error import BadRequest
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.answer.core import Answerer
+from bot.answer.language import detect
+from bot.answer.models import Answer
+from bot.config import Settings
+from bot.errors import BotError
+from bot.telegram.feedback import FeedbackStore
+from bot.telegram.render import render_answer, strip_html
+from bot.telegram.texts import COMMANDS, t
+
+log = logging.getLogger(__name__)
+
+_TYPING_EVERY = 4.0  # Telegram shows "typing…" for about five seconds per action.
+_FEEDBACK_PREFIX = "fb"
+
+
+class RateLimit:
+    """At most `per_minute` questions per user in any 60-second window."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._seen: dict[int, deque[float]] = defaultdict(deque)
+
+    def allow(self, user_id: int) -> bool:
+        now = time.monotonic()
+        seen = self._seen[user_id]
+        while seen and now - seen[0] > 60:
+            seen.popleft()
+        if len(seen) >= self.per_minute:
+            return False
+        seen.append(now)
+        return True
+
+
+def _lang(update: Update) -> str:
+    """The user's interface language: English if Telegram says so, else Danish."""
+    user = update.effective_user
+    code = (user.language_code or "") if user else ""
+    return "en" if code.startswith("en") else "da"
+
+
+def _services(context: ContextTypes.DEFAULT_TYPE) -> tuple[Answerer, FeedbackStore, Settings]:
+    data = context.application.bot_data
+    return data["answerer"], data["feedback"], data["settings"]
+
+
+async def send_html(message: Message, text: str, **kwargs) -> Message:
+    """Send HTML; if Telegram rejects the entities, send the same text as plain text."""
+    try:
+        return await message.reply_text(
+            text, parse_mode=ParseMode.HTML, disable_web_page_preview=True, **kwargs
+        )
+    except BadRequest as exc:
+        if "parse entities" not in str(exc).lower():
+            raise
+        log.warning("telegram: HTML rejected (%s); sending plain text", exc)
+        return await message.reply_text(strip_html(text), **kwargs)
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/start: welcome, what the bot can answer, privacy note."""
+    _, _, settings = _services(context)
+    await send_html(
+        update.effective_message, t(_lang(update), "welcome", days=settings.feedback_retention_days)
+    )
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/hjaelp, /help: how to use the bot."""
+    await send_html(
+        update.effective_message, t(_lang(update), "help", username=context.bot.username)
+    )
+
+
+async def about(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/om, /about: what is stored and the limitations."""
+    _, _, settings = _services(context)
+    await send_html(
+        update.effective_message, t(_lang(update), "about", days=settings.feedback_retention_days)
+    )
+
+
+async def sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/kilder, /sources: the documents with dates and the last refresh."""
+    answerer, _, _ = _services(context)
+    docs = await asyncio.to_thread(answerer.sources)
+    lines = [
+        t(
+            _lang(update),
+            "sources",
+            refreshed=html.escape(str(answerer.retriever.refreshed_at or "?")),
+        )
+    ]
+    for doc in docs:
+        title = html.escape(doc["title"])
+        link = (
+            f'<a href="{html.escape(doc["url"], quote=True)}">{title}</a>' if doc["url"] else title
+        )
+        lines.append(f"• {html.escape(doc['date'] or '?')} – {link}")
+    for part in _split_lines("\n".join(lines)):
+        await send_html(update.effective_message, part)
+
+
+def _split_lines(text: str, budget: int = 3900) -> list[str]:
+    from bot.telegram.render import split_message
+
+    return (
+        split_message(text.replace("\n", "\n\n"), budget=budget) if len(text) > budget else [text]
+    )
+
+
+async def reset(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/ny, /new: forget this chat's conversation."""
+    answerer, _, _ = _services(context)
+    answerer.forget(str(update.effective_chat.id))
+    await send_html(update.effective_message, t(_lang(update), "reset"))
+
+
+async def idea(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/ide, /idea: how to submit an idea, answered from the knowledge base."""
+    await answer_question(update, context, t(_lang(update), "idea_question"))
+
+
+def _addressed_text(update: Update, bot_username: str, bot_id: int) -> str | None:
+    """The question in this message, or None when the bot is not addressed (groups)."""
+    message = update.effective_message
+    text = message.text or ""
+    if update.effective_chat.type == ChatType.PRIVATE:
+        return text
+    mention = f"@{bot_username}".lower()
+    mentioned = any(
+        entity.type == MessageEntityType.MENTION
+        and text[entity.offset : entity.offset + entity.length].lower() == mention
+        for entity in message.entities or ()
+    )
+    replied = bool(
+        message.reply_to_message
+        and message.reply_to_message.from_user
+        and message.reply_to_message.from_user.id == bot_id
+    )
+    if not (mentioned or replied):
+        return None
+    return " ".join(word for word in text.split() if word.lower() != mention)
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A question: in private always, in groups when mentioned or replied to."""
+    text = _addressed_text(update, context.bot.username, context.bot.id)
+    if text is None:
+        return
+    await answer_question(update, context, text)
+
+
+async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
+    """Rate-limit, answer off the event loop while showing "typing…", send with feedback buttons."""
+    answerer, feedback, _ = _services(context)
+    limiter: RateLimit = context.application.bot_data["rate_limit"]
+    user_id = update.effective_user.id if update.effective_user else 0
+    if not limiter.allow(user_id):
+        await send_html(
+            update.effective_message,
+            t(detect(text) if text.strip() else _lang(update), "rate_limited"),
+        )
+        return
+    chat_id = str(update.effective_chat.id)
+    typing = asyncio.create_task(_keep_typing(context, update.effective_chat.id))
+    try:
+        answer: Answer = await asyncio.to_thread(answerer.ask, text, chat_id)
+    finally:
+        typing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await typing
+    parts = render_answer(answer)
+    answer_id = secrets.token_hex(8)
+    markup = None
+    if answer.status in ("answered", "not_found"):
+        feedback.remember(
+            answer_id, answer.question, [c.file for c in answer.citations], answer.status
+        )
+        markup = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton("👍", callback_data=f"{_FEEDBACK_PREFIX}:{answer_id}:1"),
+                    InlineKeyboardButton("👎", callback_data=f"{_FEEDBACK_PREFIX}:{answer_id}:0"),
+                ]
+            ]
+        )
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        await send_html(update.effective_message, part, reply_markup=markup if last else None)
+
+
+async def _keep_typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:
+    """Refresh the typing indicator until cancelled."""
+    while True:
+        try:
+            await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
+        except Exception as exc:  # a lost indicator must never cost the answer
+            log.debug("telegram: chat action failed: %s", exc)
+        await asyncio.sleep(_TYPING_EVERY)
+
+
+async def on_feedback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A 👍/👎 press: store it and replace the buttons with a thank-you."""
+    query = update.callback_query
+    _, feedback, _ = _services(context)
+    language = _lang(update)
+    parts = (query.data or "").split(":")
+    # Always answer the callback query, or the user's client shows a spinner for a while.
+    if len(parts) != 3 or parts[0] != _FEEDBACK_PREFIX:
+        await query.answer()
+        return
+    await asyncio.to_thread(feedback.vote, parts[1], parts[2] == "1")
+    await query.answer(t(language, "thanks_toast"))
+    thanks = InlineKeyboardMarkup(
+        [[InlineKeyboardButton(t(language, "thanks"), callback_data="fb:done")]]
+    )
+    with contextlib.suppress(BadRequest):  # already replaced by an earlier press
+        await query.edit_message_reply_markup(reply_markup=thanks)
+
+
+def _is_admin(update: Update, settings: Settings) -> bool:
+    user = update.effective_user
+    return bool(user and user.id in settings.admin_user_ids)
+
+
+async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/status (staff): documents, chunks, last refresh, feedback counts."""
+    answerer, feedback, settings = _services(context)
+    if not _is_admin(update, settings):
+        await send_html(update.effective_message, t(_lang(update), "admin_only"))
+        return
+    from bot.status import index_status
+
+    info = await asyncio.to_thread(index_status, settings, answerer.store)
+    votes = await asyncio.to_thread(feedback.counts)
+    text = (
+        f"<b>Status</b>\nDokumenter: {info['documents']}\nChunks: {info['chunks']}\n"
+        f"Model: {html.escape(str(info['embedding_backend']))}/{html.escape(str(info['embedding_model']))}\n"
+        f"Senest opdateret: {html.escape(str(info['last_refresh']))}\n"
+        f"Feedback: 👍 {votes['up']} · 👎 {votes['down']}"
+    )
+    await send_html(update.effective_message, text)
+
+
+async def refresh(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/opdater, /refresh (staff): re-ingest knowledge/ in the background, then report."""
+    answerer, _, settings = _services(context)
+    language = _lang(update)
+    if not _is_admin(update, settings):
+        await send_html(update.effective_message, t(language, "admin_only"))
+        return
+    running = context.application.bot_data.get("refresh_task")
+    if running is not None and not running.done():
+        await send_html(update.effective_message, t(language, "refresh_busy"))
+        return
+    await send_html(update.effective_message, t(language, "refresh_started"))
+    task = asyncio.create_task(_run_refresh(update.effective_message, answerer, settings, language))
+    context.application.bot_data["refresh_task"] = task
+
+
+async def _run_refresh(
+    message: Message, answerer: Answerer, settings: Settings, language: str
+) -> None:
+    from bot.ingest.cli import format_report
+    from bot.ingest.pipeline import run_ingest
+
+    try:
+        report = await asyncio.to_thread(
+            run_ingest,
+            settings,
+            store=answerer.store,
+            embedder=answerer.embedder,
+            lock_wait_seconds=30,
+        )
+        await asyncio.to_thread(answerer.retriever.load)
+        text = t(language, "refresh_done", summary=html.escape(format_report(report)))
+    except BotError as exc:
+        log.warning("telegram: refresh failed: %s", exc)
+        text = t(language, "refresh_failed", error=html.escape(str(exc)))
+    await send_html(message, text)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the error (redacted by the log filter) and tell the user politely."""
+    log.error("telegram: error while handling an update", exc_info=context.error)
+    if isinstance(update, Update) and update.effective_message:
+        with contextlib.suppress(Exception):
+            await update.effective_message.reply_text(t(_lang(update), "error"))
+
+
+async def _post_init(application: Application) -> None:
+    """Register the command menus (Danish default, English) and warm the answerer."""
+    for language, commands in COMMANDS.items():
+        menu = [BotCommand(name, description) for name, description in commands]
+        await application.bot.set_my_commands(menu, language_code=language)
+    await application.bot.set_my_commands([BotCommand(n, d) for n, d in COMMANDS["da"]])
+    answerer: Answerer = application.bot_data["answerer"]
+    await asyncio.to_thread(answerer.warm_up)
+
+
+def build_application(
+    settings: Settings,
+    answerer: Answerer | None = None,
+    feedback: FeedbackStore | None = None,
+) -> Application:
+    """The configured Application with every handler registered."""
+    if settings.telegram_bot_token is None:
+        raise BotError("TELEGRAM_BOT_TOKEN is not set.")
+    builder = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(settings.telegram_base_url)
+        .base_file_url(settings.telegram_base_url.replace("/bot", "/file/bot"))
+        .concurrent_updates(True)
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .post_init(_post_init)
+    )
+    application = builder.build()
+    application.bot_data.update(
+        settings=settings,
+        answerer=answerer or Answerer(settings),
+        feedback=feedback or FeedbackStore(settings.data_dir / "feedback.sqlite3"),
+        rate_limit=RateLimit(settings.rate_limit_per_minute),
+    )
+    application.add_handler(CommandHandler("start", start))
+    application.add_handler(CommandHandler(["hjaelp", "help"], help_command))
+    application.add_handler(CommandHandler(["kilder", "sources"], sources))
+    application.add_handler(CommandHandler(["ide", "idea"], idea))
+    application.add_handler(CommandHandler(["om", "about"], about))
+    application.add_handler(CommandHandler(["ny", "new"], reset))
+    application.add_handler(CommandHandler("status", status))
+    application.add_handler(CommandHandler(["opdater", "refresh"], refresh))
+    application.add_handler(CallbackQueryHandler(on_feedback, pattern=rf"^{_FEEDBACK_PREFIX}:"))
+    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))
+    application.add_error_handler(on_error)
+    return application
+
+
+def run(settings: Settings) -> int:
+    """Run the bot until interrupted: polling, or a webhook when WEBHOOK_URL is set."""
+    from bot.answer.language import preload
+
+    preload()
+    application = build_application(settings)
+    if settings.webhook_url:
+        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+        application.run_webhook(
+            listen=settings.webhook_listen,
+            port=settings.webhook_port,
+            url_path="telegram",
+            webhook_url=settings.webhook_url,
+            secret_token=secret,
+            allowed_updates=Update.ALL_TYPES,
+        )
+    else:
+        application.run_polling(allowed_updates=Update.ALL_TYPES)
+    return 0

@@ -1,0 +1,131 @@
+"""What the Telegram bot says, in Danish and English."""
+
+from __future__ import annotations
+
+TEXTS: dict[str, dict[str, str]] = {
+    "welcome": {
+        "da": (
+            "Hej! Jeg er <b>Spørg Rådet</b>. Jeg svarer på spørgsmål om Aarhus Kommunes "
+            "<b>Rådet for Sociale Investeringer</b>: hvad Rådet er, hvem der sidder i det, "
+            "hvilke sociale investeringer det har sat i gang, og hvordan man kommer med en idé.\n\n"
+            "Jeg svarer kun ud fra Rådets eget materiale og viser altid kilderne. Står svaret "
+            "ikke i materialet, siger jeg det.\n\n"
+            "<i>Privatliv:</i> skriv ikke CPR-nummer eller andre personoplysninger. Jeg gemmer "
+            "ikke dine beskeder; kun hvis du giver et svar 👍 eller 👎, gemmes spørgsmålet "
+            "(uden personoplysninger) i {days} dage. Se /om.\n\nPrøv fx: <i>Hvem er formand for Rådet?</i>"
+        ),
+        "en": (
+            "Hi! I am <b>Spørg Rådet</b> (Ask the Council). I answer questions about Aarhus "
+            "Municipality's <b>Council for Social Investments</b>: what it is, who sits on it, "
+            "which social investments it has started and how to pitch an idea.\n\n"
+            "I only answer from the Council's own material and always show my sources. If the "
+            "answer is not in the material, I say so.\n\n"
+            "<i>Privacy:</i> please don't write your CPR number or other personal data. I don't "
+            "store your messages; only if you rate an answer 👍 or 👎 is the question (without "
+            "personal data) kept for {days} days. See /about.\n\nTry: <i>Who chairs the council?</i>"
+        ),
+    },
+    "help": {
+        "da": (
+            "Skriv dit spørgsmål som en almindelig besked. Kommandoer:\n"
+            "/kilder – kilderne jeg svarer ud fra, med datoer\n"
+            "/ide – sådan kommer du med en idé til Rådet\n"
+            "/om – hvad jeg gemmer, og hvad jeg ikke kan\n"
+            "/ny – glem samtalen og start forfra\n"
+            "I grupper svarer jeg, når du nævner mig (@{username}) eller svarer på min besked."
+        ),
+        "en": (
+            "Just write your question. Commands:\n"
+            "/sources – the sources I answer from, with dates\n"
+            "/idea – how to pitch an idea to the Council\n"
+            "/about – what I store and what I can't do\n"
+            "/new – forget the conversation and start over\n"
+            "In groups I answer when you mention me (@{username}) or reply to my message."
+        ),
+    },
+    "about": {
+        "da": (
+            "<b>Om Spørg Rådet</b>\n"
+            "• Svarene er citater fra Rådets materiale (sider, projektbeskrivelser, årsrapporter) "
+            "med kilde og dato. Jeg gætter ikke og finder ikke på.\n"
+            "• Materialet kan være forældet; datoerne viser, hvor gammel en oplysning er.\n"
+            "• Jeg kan ikke behandle personlige sager og kender ikke til andre kommuners råd.\n"
+            "• Jeg gemmer ikke dine beskeder. Samtalen huskes kun kort i hukommelsen, så "
+            "opfølgende spørgsmål virker (/ny glemmer den).\n"
+            "• Stemmer du 👍/👎, gemmes spørgsmålet uden personoplysninger, de citerede kilder og "
+            "din stemme i {days} dage, så svarene kan forbedres."
+        ),
+        "en": (
+            "<b>About Spørg Rådet</b>\n"
+            "• Answers quote the Council's material (pages, project descriptions, annual reports) "
+            "with source and date. I don't guess or make things up.\n"
+            "• The material may be outdated; the dates show how old a fact is.\n"
+            "• I can't handle personal cases and don't know other municipalities' councils.\n"
+            "• I don't store your messages. The conversation is kept briefly in memory so "
+            "follow-up questions work (/new forgets it).\n"
+            "• If you vote 👍/👎, the question without personal data, the cited sources and your "
+            "vote are kept for {days} days to improve the answers."
+        ),
+    },
+    "sources": {
+        "da": "<b>Kilder</b> (senest opdateret {refreshed}):",
+        "en": "<b>Sources</b> (last refreshed {refreshed}):",
+    },
+    "idea_question": {
+        "da": "Hvordan kan man komme med en idé til Rådet, og hvad skal en god idé leve op til?",
+        "en": "How can an organisation pitch an idea to the council?",
+    },
+    "reset": {
+        "da": "Samtalen er glemt. Spørg løs!",
+        "en": "The conversation is forgotten. Ask away!",
+    },
+    "rate_limited": {
+        "da": "Du har stillet mange spørgsmål på kort tid. Vent et øjeblik, og prøv så igen.",
+        "en": "You've asked a lot of questions in a short time. Please wait a moment and try again.",
+    },
+    "error": {
+        "da": "Beklager, noget gik galt hos mig. Prøv igen om lidt.",
+        "en": "Sorry, something went wrong on my side. Please try again shortly.",
+    },
+    "thanks": {"da": "✓ Tak for din feedback", "en": "✓ Thanks for your feedback"},
+    "thanks_toast": {"da": "Tak!", "en": "Thanks!"},
+    "admin_only": {
+        "da": "Den kommando er kun for Rådets medarbejdere.",
+        "en": "That command is for the Council's staff only.",
+    },
+    "refresh_started": {
+        "da": "Opdaterer vidensbasen fra knowledge/ … Jeg svarer videre imens.",
+        "en": "Refreshing the knowledge base from knowledge/ … I keep answering meanwhile.",
+    },
+    "refresh_busy": {
+        "da": "En opdatering kører allerede.",
+        "en": "A refresh is already running.",
+    },
+    "refresh_done": {"da": "Opdatering færdig:\n{summary}", "en": "Refresh finished:\n{summary}"},
+    "refresh_failed": {"da": "Opdateringen fejlede: {error}", "en": "The refresh failed: {error}"},
+}
+
+COMMANDS = {
+    "da": [
+        ("start", "Velkomst og hvad jeg kan"),
+        ("hjaelp", "Hjælp og kommandoer"),
+        ("kilder", "Kilderne med datoer"),
+        ("ide", "Sådan kommer du med en idé"),
+        ("om", "Om botten og privatliv"),
+        ("ny", "Glem samtalen"),
+    ],
+    "en": [
+        ("start", "Welcome and what I can do"),
+        ("help", "Help and commands"),
+        ("sources", "The sources with dates"),
+        ("idea", "How to pitch an idea"),
+        ("about", "About the bot and privacy"),
+        ("new", "Forget the conversation"),
+    ],
+}
+
+
+def t(language: str, key: str, **values: object) -> str:
+    """Text `key` in `language` (Danish when unknown)."""
+    template = TEXTS[key].get(language) or TEXTS[key]["da"]
+    return template.format(**values) if values else template
