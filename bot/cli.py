@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("telegram", help="run the Telegram bot")
     status = sub.add_parser("status", help="show index status")
     status.add_argument("--json", action="store_true")
+    feedback = sub.add_parser("feedback", help="staff: export or purge feedback votes")
+    feedback.add_argument("action", choices=["export", "purge"])
+    feedback.add_argument("--csv", action="store_true", help="export as CSV (default JSON lines)")
+    feedback.add_argument(
+        "--days", type=int, help="purge votes older than this (default: retention)"
+    )
     return parser
 
 
@@ -63,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             return run(settings)
         if args.command == "status":
             return cmd_status(settings, args.json)
+        if args.command == "feedback":
+            return cmd_feedback(settings, args)
     except (ConfigError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -110,4 +118,18 @@ def cmd_status(settings: Settings, as_json: bool) -> int:
 
     status = index_status(settings)
     print(json.dumps(status, ensure_ascii=False, indent=2) if as_json else format_status(status))
+    return 0
+
+
+def cmd_feedback(settings: Settings, args: argparse.Namespace) -> int:
+    """Export the votes (JSON lines or CSV) or purge those past the retention period."""
+    from bot.telegram.feedback import FeedbackStore
+
+    store = FeedbackStore(settings.data_dir / "feedback.sqlite3")
+    if args.action == "export":
+        sys.stdout.write(store.export(as_csv=args.csv))
+        return 0
+    days = args.days if args.days is not None else settings.feedback_retention_days
+    removed = store.purge(days)
+    print(f"Deleted {removed} feedback votes older than {days} days.")
     return 0
