@@ -142,14 +142,14 @@ def judge(item: dict, answer: Answer) -> Result:
     return Result(item, answer, hit, facts_ok, missing, refusal_ok, citation_valid(answer))
 
 
-def evaluate(answerer: Answerer, items: list[dict]) -> list[Result]:
+def evaluate(answerer: Answerer, items: list[dict], use_llm: bool = False) -> list[Result]:
     """Ask every question (follow-ups in their own chat, after their previous questions)."""
     results = []
     for item in items:
         chat = f"eval-{item['id']}"
         for earlier in previous_questions(item):
-            answerer.ask(earlier, chat_id=chat)
-        answer = answerer.ask(item["question"], chat_id=chat)
+            answerer.ask(earlier, chat_id=chat, use_llm=use_llm)
+        answer = answerer.ask(item["question"], chat_id=chat, use_llm=use_llm)
         results.append(judge(item, answer))
         answerer.forget(chat)
     return results
@@ -207,43 +207,60 @@ def format_table(summary: dict) -> str:
 
 
 def run_eval_cli(settings: Settings, file: str, as_json: bool = False) -> int:
-    """`python -m bot eval FILE [--json]`."""
+    """`python -m bot eval FILE [--json]`; with an LLM configured, both modes side by side."""
     from bot.answer.language import preload
 
     preload()
     answerer = Answerer(settings)
     answerer.warm_up()
-    results = evaluate(answerer, load_questions(Path(file)))
-    summary = summarise(results)
-    failed = failures(results)
+    items = load_questions(Path(file))
+    modes = {"extractive": evaluate(answerer, items, use_llm=False)}
+    if answerer.llm.enabled:
+        modes["llm"] = evaluate(answerer, items, use_llm=True)
     if as_json:
-        per_question = [
-            {
-                "id": r.item["id"],
-                "passed": r.passed,
-                "refused": r.answer.refused,
-                "status": r.answer.status,
-                "evidence": r.answer.evidence,
-                "cited": [c.file for c in r.answer.citations],
-                "missing": r.missing,
+        payload = {}
+        for mode, results in modes.items():
+            payload[mode] = {
+                "summary": summarise(results),
+                "failures": failures(results),
+                "questions": [
+                    {
+                        "id": r.item["id"],
+                        "passed": r.passed,
+                        "refused": r.answer.refused,
+                        "status": r.answer.status,
+                        "generated": r.answer.generated,
+                        "evidence": r.answer.evidence,
+                        "cited": [c.file for c in r.answer.citations],
+                        "missing": r.missing,
+                    }
+                    for r in results
+                ],
             }
-            for r in results
-        ]
+        if answerer.llm.enabled:
+            payload["llm_outcomes"] = dict(answerer.llm.stats)
+        # One mode keeps the flat shape scripts already read.
         json.dump(
-            {"summary": summary, "failures": failed, "questions": per_question},
+            payload if len(modes) > 1 else payload["extractive"],
             sys.stdout,
             ensure_ascii=False,
             indent=2,
         )
         print()
-    else:
+        return 0
+    for mode, results in modes.items():
+        if len(modes) > 1:
+            print(f"\n== {mode} ==")
         for r in results:
             mark = "ok  " if r.passed else "FAIL"
             print(f"{mark} {r.item['id']:<6} {r.answer.status:<22} {r.item['question'][:70]}")
         print()
-        print(format_table(summary))
+        print(format_table(summarise(results)))
+        failed = failures(results)
         if failed:
             print("\nFailed questions:")
             for f in failed:
                 print(f"  {f['id']} {f['question'][:60]!r}: {'; '.join(f['reasons'])}")
+    if answerer.llm.enabled:
+        print(f"\nLLM outcomes: {dict(answerer.llm.stats)}")
     return 0

@@ -24,11 +24,12 @@ from bot.answer.compose import (
 )
 from bot.answer.followup import ConversationMemory
 from bot.answer.language import detect
+from bot.answer.llm import LLMComposer, Source
 from bot.answer.messages import text_for
 from bot.answer.models import Answer, Citation
 from bot.config import Settings
 from bot.embedding import Embedder, make_embedder
-from bot.errors import IndexEmpty, StoreUnavailable
+from bot.errors import IndexEmpty, LLMError, StoreUnavailable
 from bot.retrieval import HybridRetriever, Passage, Query
 from bot.store import KnowledgeStore
 from bot.text import content_terms
@@ -47,6 +48,7 @@ class Context:
     text: str = ""
     search_text: str = ""
     notice: str = ""
+    use_llm: bool = True
     query: Query | None = None
     passages: list[Passage] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -74,6 +76,7 @@ class Answerer:
         self.memory = memory or ConversationMemory(
             settings.memory_turns, settings.memory_ttl_seconds
         )
+        self.llm = LLMComposer(settings)
         self._idf = None
         self._idf_refresh: str | None = "unset"
         self._links: dict[str, dict[str, str]] | None = None
@@ -88,10 +91,10 @@ class Answerer:
         self.embedder.embed_query("opvarmning")
         detect("opvarmning")
 
-    def ask(self, question: str, chat_id: str | None = None) -> Answer:
+    def ask(self, question: str, chat_id: str | None = None, use_llm: bool = True) -> Answer:
         """Answer one question; never raises for bad input or a store outage."""
         started = time.perf_counter()
-        ctx = Context(question=question, chat_id=chat_id)
+        ctx = Context(question=question, chat_id=chat_id, use_llm=use_llm and self.llm.enabled)
         answer = self._run(ctx)
         ctx.timings["total"] = (time.perf_counter() - started) * 1000
         answer.timings_ms = {k: ctx.timings.get(k, 0.0) for k in ("retrieve", "compose", "total")}
@@ -154,6 +157,12 @@ class Answerer:
         context = self.memory.context_for(ctx.chat_id, ctx.search_text)
         self.retriever.ensure_fresh()
         ctx.query = Query.from_text(ctx.search_text, context, self.retriever.vocabulary)
+        if context and ctx.use_llm:
+            try:
+                condensed = self.llm.condense(ctx.search_text, context)
+                ctx.query = Query.from_text(condensed, "", self.retriever.vocabulary)
+            except LLMError as exc:
+                log.info("llm: condensing failed (%s); using the rule-based expansion", exc)
         ctx.passages = self.retriever.search(ctx.query, k=self.settings.retrieve_k, per_doc=4)
         self.memory.remember(ctx.chat_id, ctx.query.text)
         ctx.timings["retrieve"] = (time.perf_counter() - started) * 1000
@@ -183,7 +192,40 @@ class Answerer:
         composition = compose(chosen)
         base.text = self._render(ctx.language, composition)
         base.citations = composition.citations
+        if ctx.use_llm:
+            self._generate(ctx, base, units)
         return base
+
+    def _generate(self, ctx: Context, answer: Answer, units) -> None:
+        """Replace the extractive text by a checked generated one; keep it on any failure."""
+        by_doc: dict[str, list] = {}
+        for unit in sorted(units, key=lambda u: -u.score)[:12]:
+            by_doc.setdefault(unit.doc_id, []).append(unit)
+        sources = []
+        for n, group in enumerate(list(by_doc.values())[:5], 1):
+            meta = group[0].passage.metadata
+            sources.append(
+                Source(
+                    n,
+                    meta.get("title", ""),
+                    meta.get("source_date", ""),
+                    meta.get("source_url", ""),
+                    "\n".join(u.text for u in group),
+                )
+            )
+        try:
+            generated = self.llm.compose(ctx.search_text, ctx.language, sources)
+        except LLMError:
+            return
+        renumber = {old: new for new, old in enumerate(generated.cited, 1)}
+        answer.text = _MARKER.sub(lambda m: f"[{renumber[int(m.group(1))]}]", generated.text)
+        answer.citations = [
+            Citation(renumber[s.n], s.title, s.url, s.date, _file_of(by_doc, s.n), s.text)
+            for s in sources
+            if s.n in renumber
+        ]
+        answer.citations.sort(key=lambda c: c.n)
+        answer.generated = True
 
     def _weak(self, evidence: dict[str, float]) -> bool:
         return (
@@ -287,6 +329,11 @@ def check_citations(answer: Answer) -> None:
     listed = {c.n for c in answer.citations}
     if used != listed:
         raise AssertionError(f"citation check failed: used {sorted(used)}, listed {sorted(listed)}")
+
+
+def _file_of(by_doc: dict[str, list], n: int) -> str:
+    group = list(by_doc.values())[n - 1]
+    return group[0].passage.metadata.get("file", "")
 
 
 def _top_files(passages: list[Passage]) -> list[str]:

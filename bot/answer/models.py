@@ -46,6 +46,7 @@ class Answer:
     search_text: str = ""
     top_files: list[str] = field(default_factory=list)
     evidence: dict[str, float] = field(default_factory=dict)
+    generated: bool = False
 
     def to_json(self) -> dict:
         """The JSON contract of `python -m bot ask --json` (DESIGN section 5)."""
