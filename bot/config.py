@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     retrieve_k: int = 16
     dense_weight: float = 0.5
     # Calibrated on the public evaluation set (see the README): below either, refuse.
-    refusal_min_similarity: float = 0.86
+    refusal_min_similarity: float = 0.85
     refusal_min_coverage: float = 0.4
     memory_turns: int = 3
     memory_ttl_seconds: int = 1800

@@ -114,6 +114,7 @@ class Weights:
     dense_band: float = 0.08  # e5 similarities sit in a narrow band: distance to the best
     relative: float = 0.7  # runners-up must reach this share of the best score
     max_units: int = 4
+    max_sources: int = 3  # more sources make a short answer harder to check
     second_source: float = 0.6  # a differently dated source is added from this share
     gap_share: float = 0.85  # a "not in our sources" unit wins from this share of the best
 
@@ -177,6 +178,9 @@ def select_units(units: list[Unit], w: Weights = Weights()) -> list[Unit]:
             break
         if unit.score < w.relative * best.score:
             continue
+        docs = {u.doc_id for u in chosen}
+        if unit.doc_id not in docs and len(docs) >= w.max_sources:
+            continue
         if not _redundant(unit, chosen):
             chosen.append(unit)
     dates = {u.passage.metadata.get("source_date") for u in chosen}
@@ -201,7 +205,7 @@ def compose(units: list[Unit]) -> Composition:
         by_doc.values(),
         key=lambda group: (
             group[0].passage.metadata.get("source_date", ""),
-            -max(u.score for u in group),
+            max(u.score for u in group),
         ),
         reverse=True,
     )

@@ -15,7 +15,8 @@ from bot.answer.messages import text_for
 from bot.answer.models import Answer, Citation
 
 LIMIT = 4096
-# Headroom: Telegram counts UTF-16 units after parsing; we count characters before parsing.
+# Headroom: Telegram counts UTF-16 units after parsing; we count UTF-16 units before parsing
+# (escapes such as &amp; only shrink when parsed; emoji and other astral characters count 2).
 _BUDGET = 3900
 _TAG = re.compile(r"<[^>]+>")
 
@@ -53,7 +54,7 @@ def split_message(body: str, tail: str = "", budget: int = _BUDGET) -> list[str]
     current = ""
     for block in _blocks(body, budget):
         candidate = f"{current}\n\n{block}" if current else block
-        if len(candidate) <= budget:
+        if utf16_len(candidate) <= budget:
             current = candidate
         else:
             if current:
@@ -61,7 +62,7 @@ def split_message(body: str, tail: str = "", budget: int = _BUDGET) -> list[str]
             current = block
     if tail:
         candidate = f"{current}\n\n{tail}" if current else tail
-        if len(candidate) <= budget:
+        if utf16_len(candidate) <= budget:
             current = candidate
         else:
             if current:
@@ -76,16 +77,31 @@ def _blocks(text: str, budget: int) -> list[str]:
     """Paragraphs, with paragraphs over budget cut into lines, and lines over budget hard-cut."""
     out: list[str] = []
     for paragraph in text.split("\n\n"):
-        if len(paragraph) <= budget:
+        if utf16_len(paragraph) <= budget:
             out.append(paragraph)
             continue
         for line in paragraph.split("\n"):
-            while len(line) > budget:
-                cut = _safe_cut(line, budget)
+            while utf16_len(line) > budget:
+                cut = _safe_cut(line, _chars_within(line, budget))
                 out.append(line[:cut])
                 line = line[cut:]
             out.append(line)
     return out
+
+
+def utf16_len(text: str) -> int:
+    """Length in UTF-16 code units, the unit Telegram's 4,096 limit is counted in."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def _chars_within(line: str, budget: int) -> int:
+    """How many leading characters of line fit in budget UTF-16 units."""
+    units = 0
+    for i, ch in enumerate(line):
+        units += 2 if ord(ch) > 0xFFFF else 1
+        if units > budget:
+            return i
+    return len(line)
 
 
 def _safe_cut(line: str, budget: int) -> int:
