@@ -110,10 +110,11 @@ class LLMComposer:
         """One streamed chat completion within the timeout; raises LLMError."""
         from llama_index.core.llms import ChatMessage
 
+        client = self._client()  # the first call imports the OpenAI client: not part of the wait
         deadline = time.monotonic() + self.settings.llm_timeout_seconds
         try:
             text = ""
-            stream = self._client().stream_chat(
+            stream = client.stream_chat(
                 [ChatMessage(role="system", content=system), ChatMessage(role="user", content=user)]
             )
             for chunk in stream:
