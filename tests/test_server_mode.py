@@ -1,0 +1,73 @@
+"""Ingest and answering against a real Chroma server (`chroma run`) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bot.answer.core import Answerer
+from bot.errors import StoreUnavailable
+from bot.ingest.pipeline import run_ingest
+from bot.store import KnowledgeStore
+from tests.chroma_server import ChromaServer
+from tests.conftest import REPO, make_settings
+
+
+@pytest.fixture
+def server(tmp_path):
+    chroma = ChromaServer(tmp_path / "chroma-server").start()
+    yield chroma
+    chroma.stop()
+
+
+def test_ingest_and_answers_over_http_and_recovery_after_an_outage(
+    tmp_path, small_kb, embedder, server
+):
+    settings = make_settings(
+        tmp_path / "data", small_kb, chroma_host="127.0.0.1", chroma_port=server.port
+    )
+    report = run_ingest(settings, embedder=embedder)
+    assert report.exit_code == 0 and len(report.added) == 3
+    assert not (tmp_path / "data" / "chroma").exists()  # nothing was written to the embedded store
+
+    answerer = Answerer(settings, embedder=embedder)
+    answerer.warm_up()
+    assert "UngiFokus" in answerer.ask("Hvad er UngiFokus?").text
+
+    server.stop()
+    down = answerer.ask("Hvad er UngiFokus?")
+    assert down.status == "unavailable" and "Prøv igen om lidt" in down.text
+
+    env = {
+        **os.environ,
+        "DATA_DIR": str(tmp_path / "data"),
+        "KNOWLEDGE_DIR": str(small_kb),
+        "CHROMA_HOST": "127.0.0.1",
+        "CHROMA_PORT": str(server.port),
+    }
+    result = subprocess.run(
+        [sys.executable, str(REPO / "ingest.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "cannot be reached" in result.stderr
+
+    server.start()
+    back = answerer.ask("Hvad er UngiFokus?")
+    assert back.status == "answered" and "UngiFokus" in back.text
+    assert KnowledgeStore.open(settings).count() > 0  # the outage changed nothing
+
+
+def test_server_down_at_start_is_a_clear_error(tmp_path, small_kb):
+    from tests.chroma_server import free_port
+
+    settings = make_settings(
+        tmp_path / "data", small_kb, chroma_host="127.0.0.1", chroma_port=free_port()
+    )
+    with pytest.raises(StoreUnavailable, match="cannot be reached"):
+        KnowledgeStore.open(settings).count()
