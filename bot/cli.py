@@ -112,12 +112,26 @@ def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_status(settings: Settings, as_json: bool) -> int:
-    """Index status (operations details come from bot.status)."""
+    """Index, model, documents, last refresh, answers, refusals, latency and feedback."""
     from bot.ingest.cli import format_status
+    from bot.metrics import Metrics
     from bot.status import index_status
+    from bot.telegram.feedback import FeedbackStore
 
     status = index_status(settings)
-    print(json.dumps(status, ensure_ascii=False, indent=2) if as_json else format_status(status))
+    status["answers"] = Metrics(settings.data_dir / "metrics.sqlite3").summary()
+    status["feedback"] = FeedbackStore(settings.data_dir / "feedback.sqlite3").counts()
+    if as_json:
+        print(json.dumps(status, ensure_ascii=False, indent=2))
+        return 0
+    answers = status["answers"]
+    print(format_status(status))
+    print(
+        f"Answers (last {answers['days']} days): {answers['questions']}, refused "
+        f"{answers['refused']} {answers['by_status']}; latency p50 {answers['latency_ms']['p50']} ms, "
+        f"p95 {answers['latency_ms']['p95']} ms"
+    )
+    print(f"Feedback: 👍 {status['feedback']['up']}  👎 {status['feedback']['down']}")
     return 0
 
 
