@@ -44,3 +44,31 @@ def test_guard_removes_personal_data_from_the_search_text():
     result = check("Mit CPR er 010190-1234, hvem er formand?", 1000)
     assert result.personal_data and result.stop is None
     assert "010190" not in result.search_text and "formand" in result.search_text
+
+
+def test_feedback_and_metrics_are_purged_after_the_retention_period(tmp_path):
+    import sqlite3
+
+    from bot.answer.models import Answer
+    from bot.metrics import Metrics
+    from bot.telegram.feedback import FeedbackStore
+
+    feedback = FeedbackStore(tmp_path / "feedback.sqlite3")
+    feedback.remember("old", "Mit CPR er 010190-1234. Hvem er formand?", ["a.md"], "answered")
+    feedback.remember("new", "Hvem er formand?", ["a.md"], "answered")
+    assert feedback.vote("old", True) and feedback.vote("new", False)
+    assert not feedback.vote("new", True)  # one vote per answer
+    with sqlite3.connect(feedback.path) as db:
+        db.execute(
+            "UPDATE feedback SET created_at = '2020-01-01T00:00:00+00:00' WHERE answer_id = 'old'"
+        )
+    assert "010190-1234" not in feedback.export()
+    assert feedback.purge(90) == 1
+    assert [row["answer_id"] for row in feedback.rows()] == ["new"]
+
+    metrics = Metrics(tmp_path / "metrics.sqlite3")
+    metrics.record(Answer(question="x", language="da", text="y", timings_ms={"total": 12.0}))
+    with sqlite3.connect(metrics.path) as db:
+        db.execute("UPDATE answers SET at = '2020-01-01T00:00:00+00:00'")
+        assert "x" not in {r[0] for r in db.execute("SELECT status FROM answers")}
+    assert metrics.purge(90) == 1 and metrics.summary()["questions"] == 0

@@ -34,6 +34,7 @@ from bot.answer.language import detect
 from bot.answer.models import Answer
 from bot.config import Settings
 from bot.errors import BotError
+from bot.metrics import Metrics
 from bot.telegram.feedback import FeedbackStore
 from bot.telegram.render import render_answer, strip_html
 from bot.telegram.texts import COMMANDS, t
@@ -200,6 +201,9 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, te
         typing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await typing
+    await asyncio.to_thread(context.application.bot_data["metrics"].record, answer)
+    if time.monotonic() - context.application.bot_data.get("purged_at", 0.0) > 86400:
+        await asyncio.to_thread(purge_expired, context.application)
     parts = render_answer(answer)
     answer_id = secrets.token_hex(8)
     markup = None
@@ -308,6 +312,9 @@ async def _run_refresh(
     except BotError as exc:
         log.warning("telegram: refresh failed: %s", exc)
         text = t(language, "refresh_failed", error=html.escape(str(exc)))
+    except Exception as exc:  # a background task must always report back to the admin
+        log.exception("telegram: refresh crashed")
+        text = t(language, "refresh_failed", error=html.escape(exc.__class__.__name__))
     await send_html(message, text)
 
 
@@ -327,6 +334,18 @@ async def _post_init(application: Application) -> None:
     await application.bot.set_my_commands([BotCommand(n, d) for n, d in COMMANDS["da"]])
     answerer: Answerer = application.bot_data["answerer"]
     await asyncio.to_thread(answerer.warm_up)
+    await asyncio.to_thread(purge_expired, application)
+
+
+def purge_expired(application: Application) -> None:
+    """Apply the retention period to stored feedback and answer metrics."""
+    settings: Settings = application.bot_data["settings"]
+    days = settings.feedback_retention_days
+    removed = application.bot_data["feedback"].purge(days) + application.bot_data["metrics"].purge(
+        days
+    )
+    if removed:
+        log.info("privacy: purged %d rows older than %d days", removed, days)
 
 
 def build_application(
@@ -352,6 +371,7 @@ def build_application(
         answerer=answerer or Answerer(settings),
         feedback=feedback or FeedbackStore(settings.data_dir / "feedback.sqlite3"),
         rate_limit=RateLimit(settings.rate_limit_per_minute),
+        metrics=Metrics(settings.data_dir / "metrics.sqlite3"),
     )
     application.add_handler(CommandHandler("start", start))
     application.add_handler(CommandHandler(["hjaelp", "help"], help_command))
