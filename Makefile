@@ -43,6 +43,7 @@ eval: index
 
 bench: index
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.telegram_load
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache
