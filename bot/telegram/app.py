@@ -36,7 +36,7 @@ from bot.config import Settings
 from bot.errors import BotError
 from bot.metrics import Metrics
 from bot.telegram.feedback import FeedbackStore
-from bot.telegram.render import render_answer, strip_html
+from bot.telegram.render import render_answer, split_message, strip_html
 from bot.telegram.texts import COMMANDS, t
 
 log = logging.getLogger(__name__)
@@ -128,16 +128,8 @@ async def sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             f'<a href="{html.escape(doc["url"], quote=True)}">{title}</a>' if doc["url"] else title
         )
         lines.append(f"• {html.escape(doc['date'] or '?')} – {link}")
-    for part in _split_lines("\n".join(lines)):
+    for part in split_message("\n".join(lines)):
         await send_html(update.effective_message, part)
-
-
-def _split_lines(text: str, budget: int = 3900) -> list[str]:
-    from bot.telegram.render import split_message
-
-    return (
-        split_message(text.replace("\n", "\n\n"), budget=budget) if len(text) > budget else [text]
-    )
 
 
 async def reset(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -50,42 +50,38 @@ def render_answer(answer: Answer) -> list[str]:
 
 def split_message(body: str, tail: str = "", budget: int = _BUDGET) -> list[str]:
     """Split body at paragraph, then line, boundaries; append tail whole to the last part."""
+    pieces = _blocks(body, budget)
+    if tail:
+        pieces.append(("\n\n", tail))
     chunks: list[str] = []
     current = ""
-    for block in _blocks(body, budget):
-        candidate = f"{current}\n\n{block}" if current else block
-        if utf16_len(candidate) <= budget:
-            current = candidate
-        else:
-            if current:
-                chunks.append(current)
-            current = block
-    if tail:
-        candidate = f"{current}\n\n{tail}" if current else tail
-        if utf16_len(candidate) <= budget:
-            current = candidate
-        else:
-            if current:
-                chunks.append(current)
-            current = tail
+    for separator, block in pieces:
+        candidate = f"{current}{separator}{block}" if current else block
+        if current and utf16_len(candidate) > budget:
+            chunks.append(current)
+            candidate = block
+        current = candidate
     if current:
         chunks.append(current)
     return chunks
 
 
-def _blocks(text: str, budget: int) -> list[str]:
-    """Paragraphs, with paragraphs over budget cut into lines, and lines over budget hard-cut."""
-    out: list[str] = []
+def _blocks(text: str, budget: int) -> list[tuple[str, str]]:
+    """(separator, text) pieces: paragraphs; a paragraph over budget as lines; a line over
+    budget hard-cut. The separator is what joins a piece to the one before it."""
+    out: list[tuple[str, str]] = []
     for paragraph in text.split("\n\n"):
         if utf16_len(paragraph) <= budget:
-            out.append(paragraph)
+            out.append(("\n\n", paragraph))
             continue
+        separator = "\n\n"
         for line in paragraph.split("\n"):
             while utf16_len(line) > budget:
                 cut = _safe_cut(line, _chars_within(line, budget))
-                out.append(line[:cut])
-                line = line[cut:]
-            out.append(line)
+                out.append((separator, line[:cut]))
+                line, separator = line[cut:], "\n"
+            out.append((separator, line))
+            separator = "\n"
     return out
 
 
