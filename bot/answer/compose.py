@@ -75,7 +75,6 @@ class Composition:
 
     lines: list[str]
     citations: list[Citation]
-    best: Unit | None
     dates_differ: bool
 
 
@@ -229,7 +228,7 @@ def compose(units: list[Unit]) -> Composition:
             )
         )
     dates = {c.date for c in citations if c.date}
-    return Composition(lines, citations, units[0] if units else None, len(dates) > 1)
+    return Composition(lines, citations, len(dates) > 1)
 
 
 def _quote_line(text: str, n: int) -> str:
