@@ -36,6 +36,10 @@ def detect(text: str) -> Language:
     """'en' only when the identifier is confident; everything else is answered in Danish."""
     if not any(ch.isalpha() for ch in text):
         return "da"
+    # Names ("Steffen Rasmussen", "Aarhus") say nothing about the asker's language.
+    words = text.split()
+    plain = " ".join(w for i, w in enumerate(words) if i == 0 or not w[:1].isupper())
+    sample = plain if any(ch.isalpha() for ch in plain) else text
     with _loading:
-        language, confidence = _identifier().classify(text)
+        language, confidence = _identifier().classify(sample)
     return "en" if language == "en" and confidence >= _MIN_CONFIDENCE else "da"
