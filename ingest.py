@@ -6,6 +6,8 @@
     python ingest.py --dry-run       show what would change, change nothing
     python ingest.py --status        what the index holds
     python ingest.py --json          print the summary as JSON
+    python ingest.py --fetch         also download the web sources listed in sources.csv
+    python ingest.py --fetch --prune remove pages that answer 404/410 at once (default: 2nd time)
 
 Exit status: 0 all good; 1 some documents failed (named, the rest indexed);
 2 usage or configuration error (nothing changed).

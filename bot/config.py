@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     chunk_max_words: int = 120
     chunk_overlap_words: int = 15
 
+    # Web sources (`python ingest.py --fetch`)
+    fetch_connect_timeout_seconds: float = 10.0
+    fetch_read_timeout_seconds: float = 10.0
+    fetch_max_bytes: int = 20_000_000
+    fetch_max_redirects: int = 5
+    # Pause between two requests to the same host, to be a polite crawler.
+    fetch_delay_seconds: float = 1.0
+    fetch_user_agent: str = "SpoergRaadetBot/0.1 (Spoerg Raadet Q&A bot; knowledge refresh)"
+
     # Answering
     max_question_chars: int = 1000
     retrieve_k: int = 16

@@ -28,6 +28,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--status", action="store_true", help="show what the index holds")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
+        "--fetch", action="store_true", help="also download the web sources in sources.csv"
+    )
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="with --fetch: remove a page that answers 404/410 at once (default: after two runs)",
+    )
+    parser.add_argument(
         "--wait",
         type=float,
         default=0.0,
@@ -62,6 +70,13 @@ def format_report(report: IngestReport) -> str:
         ("Failures", len(report.failures)),
         ("Time", f"{report.seconds:.1f} s"),
     ]
+    if report.fetch:
+        rows[-2:-2] = [
+            ("Pages fetched", len(report.fetched)),
+            ("Pages not modified", len(report.not_modified)),
+            ("Pages failed", len(report.fetch_failed)),
+            ("Pages gone", len(report.gone)),
+        ]
     width = max(len(name) for name, _ in rows)
     lines = ["Dry run: nothing was changed." if report.dry_run else "Ingest finished."]
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]
@@ -97,7 +112,12 @@ def format_status(status: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ingest CLI; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.prune and not args.fetch:
+        parser.error("--prune only applies together with --fetch")
+    if args.fetch and args.paths:
+        parser.error("--fetch refreshes every web source; run it without file arguments")
     settings = Settings()
     setup_logging(settings, stream=sys.stderr)
     try:
@@ -114,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             args.paths or None,
             rebuild=args.rebuild,
             dry_run=args.dry_run,
+            fetch=args.fetch,
+            prune=args.prune,
             progress=_progress_bar(sys.stdout.isatty() and not args.json),
             lock_wait_seconds=args.wait,
         )

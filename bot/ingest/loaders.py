@@ -207,6 +207,22 @@ def load_document(
     return SourceDocument(doc_id=doc_id, metadata=metadata, parts=parts, warnings=warnings)
 
 
+def web_document(
+    url: str,
+    name: str,
+    own: dict[str, Any],
+    row: dict[str, str],
+    parts: list[tuple[str, int | None]],
+    warnings: list[str],
+) -> SourceDocument:
+    """A fetched page as a document keyed by its URL; the manifest row wins over the page."""
+    if not any(text.strip() for text, _ in parts):
+        raise LoaderError(f"{name}: the document has no text")
+    metadata = _metadata(Path(name), own, row, parts, warnings)
+    metadata["source_url"] = url
+    return SourceDocument(doc_id=url, metadata=metadata, parts=parts, warnings=warnings)
+
+
 def _metadata(
     path: Path,
     own: dict[str, Any],

@@ -4,6 +4,10 @@ Order of writes for a changed document: new chunks are upserted first, then the 
 generation is deleted. A crash between the two leaves both generations (answers still work);
 the next run sees the stale generation and deletes it. A document that fails to load keeps
 whatever the index already had for it.
+
+With `fetch=True` the web sources listed in `sources.csv` are downloaded too (see `crawl`). A
+page that answers "not modified", fails or is gone for the first time is kept as the index has
+it: its id goes into the plan's keep set, so it is neither re-embedded nor deleted.
 """
 
 from __future__ import annotations
@@ -30,6 +34,14 @@ from bot.errors import (
     LoaderError,
 )
 from bot.ingest.chunking import CHUNKER_VERSION, chunk_document, chunk_metadata
+from bot.ingest.crawl import (
+    fetch_sources,
+    is_web_id,
+    load_state,
+    save_state,
+    state_path,
+    web_sources,
+)
 from bot.ingest.loaders import SourceDocument, discover, load_document, read_manifest
 from bot.store import KnowledgeStore
 
@@ -53,6 +65,12 @@ class IngestReport:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     dry_run: bool = False
+    # Web sources (only with fetch): URLs per outcome; failed and gone ones are in failures too.
+    fetch: bool = False
+    fetched: list[str] = field(default_factory=list)
+    not_modified: list[str] = field(default_factory=list)
+    fetch_failed: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -134,7 +152,10 @@ def _resolve_scope(settings: Settings, paths: list[Path] | None) -> list[Path]:
     return scope
 
 
-def _in_scope(doc_id: str, settings: Settings, scope: list[Path]) -> bool:
+def _in_scope(doc_id: str, settings: Settings, scope: list[Path], fetch: bool) -> bool:
+    """Whether this run may delete a stored document: web pages only when fetching."""
+    if is_web_id(doc_id):
+        return fetch
     root = settings.knowledge_dir.resolve()
     target = (root / doc_id).resolve()
     return any(target == s.resolve() or target.is_relative_to(s.resolve()) for s in scope)
@@ -164,10 +185,14 @@ def load_all(
 def make_plan(
     docs: dict[str, tuple[SourceDocument, str]],
     stored: dict,
-    failed: set[str],
+    keep: set[str],
     in_scope: Callable[[str], bool],
 ) -> Plan:
-    """Decide per document: new, changed, unchanged, removed; find stale generations."""
+    """Decide per document: new, changed, unchanged, removed; find stale generations.
+
+    `keep` holds ids that were not loaded but must stay as stored (failed files, web pages
+    that were not modified, failed or are not yet confirmed gone).
+    """
     new, changed, unchanged, stale = [], [], [], {}
     for doc_id, (doc, digest) in sorted(docs.items()):
         versions = stored.get(doc_id)
@@ -181,9 +206,83 @@ def make_plan(
     removed = [
         doc_id
         for doc_id in sorted(stored)
-        if doc_id not in docs and doc_id not in failed and in_scope(doc_id)
+        if doc_id not in docs and doc_id not in keep and in_scope(doc_id)
     ]
     return Plan(new, changed, unchanged, removed, stale)
+
+
+def index_key(settings: Settings) -> str:
+    """The chunker settings a stored web page was embedded with (part of its document hash)."""
+    return f"{CHUNKER_VERSION}/{settings.chunk_max_words}/{settings.chunk_overlap_words}"
+
+
+@dataclass
+class WebBatch:
+    """The outcome of fetching the web sources: documents, ids to keep, state to save."""
+
+    docs: dict[str, tuple[SourceDocument, str]] = field(default_factory=dict)
+    keep: set[str] = field(default_factory=set)
+    state: dict[str, dict] = field(default_factory=dict)
+
+
+def load_web(
+    settings: Settings, stored: dict, report: IngestReport, *, prune: bool = False
+) -> WebBatch:
+    """Fetch every web source in the manifest; outcomes and failures go to the report."""
+    sources, warnings = web_sources(settings.knowledge_dir)
+    report.warnings.extend(warnings)
+    key = index_key(settings)
+
+    def revalidate(url: str, entry: dict) -> bool:
+        # A 304 is only useful if the index holds exactly the version the state describes.
+        versions = stored.get(url)
+        has_validators = bool(entry.get("etag") or entry.get("last_modified"))
+        return bool(
+            has_validators
+            and versions is not None
+            and entry.get("doc_hash") in versions.by_hash
+            and entry.get("index_key") == key
+        )
+
+    batch = WebBatch()
+    outcomes = fetch_sources(
+        settings, sources, load_state(state_path(settings)), revalidate, prune=prune
+    )
+    for outcome in outcomes:
+        url = outcome.url
+        if outcome.entry is not None:
+            batch.state[url] = outcome.entry
+        if outcome.status == "fetched" and outcome.document is not None:
+            report.fetched.append(url)
+            report.warnings.extend(outcome.document.warnings)
+            batch.docs[url] = (outcome.document, document_hash(outcome.document, settings))
+            continue
+        if outcome.status == "not_modified":
+            report.not_modified.append(url)
+        else:
+            (report.gone if outcome.status == "gone" else report.fetch_failed).append(url)
+            report.failures.append({"document": url, "reason": outcome.reason})
+        if not outcome.remove:
+            batch.keep.add(url)
+    return batch
+
+
+def _save_web_state(settings: Settings, batch: WebBatch) -> None:
+    """Remember validators and the document hash that is now in the index for each URL."""
+    key = index_key(settings)
+    for url, (_, digest) in batch.docs.items():
+        batch.state[url].update(doc_hash=digest, index_key=key)
+    save_state(state_path(settings), batch.state)
+
+
+def _refuse_rebuild_without_fetch(store: KnowledgeStore) -> None:
+    """A rebuild re-embeds from sources; web pages would be lost without fetching them."""
+    pages = [doc_id for doc_id in store.doc_versions() if is_web_id(doc_id)]
+    if pages:
+        raise ConfigError(
+            f"The index holds {len(pages)} web page(s) that a rebuild would lose. Run "
+            "`python ingest.py --rebuild --fetch` so they are downloaded and embedded again."
+        )
 
 
 def run_ingest(
@@ -192,19 +291,27 @@ def run_ingest(
     *,
     rebuild: bool = False,
     dry_run: bool = False,
+    fetch: bool = False,
+    prune: bool = False,
     store: KnowledgeStore | None = None,
     embedder: Embedder | None = None,
     progress: Callable[[int], Progress] | None = None,
     lock_wait_seconds: float = 0.0,
 ) -> IngestReport:
-    """Bring the index in step with the knowledge folder and return what happened."""
+    """Bring the index in step with the knowledge folder (and, with fetch, the web sources)."""
     started = time.perf_counter()
+    if paths and fetch:
+        raise ConfigError("--fetch refreshes every web source; run it without file arguments.")
+    if prune and not fetch:
+        raise ConfigError("--prune only applies together with --fetch.")
     scope = _resolve_scope(settings, paths)
-    report = IngestReport(dry_run=dry_run)
+    report = IngestReport(dry_run=dry_run, fetch=fetch)
     with ingest_lock(settings.data_dir, lock_wait_seconds):
         store = store or KnowledgeStore.open(settings)
         embedder = embedder or make_embedder(settings)
         target = store
+        if rebuild and not fetch:
+            _refuse_rebuild_without_fetch(store)
         if rebuild and not dry_run:
             # Build beside the live collection; the swap at the end is the only gap.
             target = KnowledgeStore(store._client, f"{store.name}-rebuild")
@@ -213,12 +320,17 @@ def run_ingest(
             store.check_embedder(embedder.backend, embedder.model, None)
 
         docs = load_all(settings, scope, report)
-        failed = {f["document"] for f in report.failures}
+        keep = {f["document"] for f in report.failures}
         stored = {} if rebuild else target.doc_versions()
-        plan = make_plan(docs, stored, failed, lambda d: _in_scope(d, settings, scope))
+        web = load_web(settings, stored, report, prune=prune) if fetch else None
+        if web is not None:
+            docs.update(web.docs)
+            keep |= web.keep
+        plan = make_plan(docs, stored, keep, lambda d: _in_scope(d, settings, scope, fetch))
         report.added = [d.doc_id for d, _ in plan.new]
         report.updated = [d.doc_id for d, _ in plan.changed]
-        report.unchanged = plan.unchanged
+        # A page that answered 304 is as unchanged as a file whose hash matched.
+        report.unchanged = plan.unchanged + report.not_modified
         report.deleted = plan.removed
         report.repaired = sorted(plan.stale_ids)
         if not dry_run:
@@ -230,6 +342,9 @@ def run_ingest(
                 store.reset()
                 target.collection.modify(name=store.name)
                 store._collection = None
+            if web is not None:
+                # Only after the index holds what the state describes (see load_web).
+                _save_web_state(settings, web)
     report.seconds = round(time.perf_counter() - started, 2)
     log.info(
         "ingest: %d added, %d updated, %d unchanged, %d deleted, %d failed in %.1f s",
@@ -240,6 +355,14 @@ def run_ingest(
         len(report.failures),
         report.seconds,
     )
+    if fetch:
+        log.info(
+            "ingest: web sources: %d fetched, %d not modified, %d failed, %d gone",
+            len(report.fetched),
+            len(report.not_modified),
+            len(report.fetch_failed),
+            len(report.gone),
+        )
     return report
 
 
