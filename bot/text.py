@@ -3,7 +3,7 @@
 Danish Snowball stemming for every token (the knowledge base is mostly Danish and English
 words mostly survive a Danish stemmer unchanged); Danish and English stop words. Query terms
 that are not in the knowledge base's vocabulary are corrected to the nearest known term
-(edit distance 1, or 2 for long words), so "jepe kiel kristensen" finds "Jeppe Kiel Christensen".
+(edit distance 1, or 2 for long words), so "jens hanzen" finds "Jens Hansen".
 """
 
 from __future__ import annotations
@@ -227,7 +227,7 @@ class Vocabulary:
         """Stem of a compound's head ("bikubenfonden" → fond), when the head is a known word.
 
         Danish compounds put the meaning last, so "Hvilke fonde …" should find
-        "Bikubenfonden" and "Lauritzen Fonden" alike.
+        "Egefonden" and "Hansens Fond" alike.
         """
         return _head(word, self._words)
 
@@ -250,7 +250,7 @@ class Vocabulary:
         """Content stems of a query with weights.
 
         Known words weigh 1.0; corrected words and compound parts 0.8. A multi-word name
-        ("Anne Thorø Nielsen") is one concept: its words share one weight, so a name does not
+        ("Jens Peter Hansen") is one concept: its words share one weight, so a name does not
         outweigh the rest of the question just by having three words.
         """
         terms: list[tuple[str, float]] = []
