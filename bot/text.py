@@ -224,7 +224,7 @@ class Vocabulary:
         return best
 
     def head(self, word: str) -> str | None:
-        """Stem of a compound's head ("bikubenfonden" → fond), when the head is a known word.
+        """Stem of a compound's head ("egefonden" → fond), when the head is a known word.
 
         Danish compounds put the meaning last, so "Hvilke fonde …" should find
         "Egefonden" and "Hansens Fond" alike.
