@@ -76,6 +76,7 @@ class Composition:
     lines: list[str]
     citations: list[Citation]
     dates_differ: bool
+    languages: frozenset[str] = frozenset()
 
 
 def make_units(
@@ -228,7 +229,8 @@ def compose(units: list[Unit]) -> Composition:
             )
         )
     dates = {c.date for c in citations if c.date}
-    return Composition(lines, citations, len(dates) > 1)
+    languages = frozenset(u.passage.metadata.get("language", "da") for u in units)
+    return Composition(lines, citations, len(dates) > 1, languages)
 
 
 def _quote_line(text: str, n: int) -> str:

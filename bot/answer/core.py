@@ -234,9 +234,7 @@ class Answerer:
         )
 
     def _render(self, language: str, composition: Composition) -> str:
-        danish_sources = any(
-            _doc_language(c, self.retriever) != "en" for c in composition.citations
-        )
+        danish_sources = any(language != "en" for language in composition.languages)
         lead_key = "lead_danish_sources" if language == "en" and danish_sources else "lead"
         parts = [text_for(language, lead_key), "\n".join(composition.lines)]
         if composition.dates_differ:
@@ -343,10 +341,3 @@ def _top_files(passages: list[Passage]) -> list[str]:
         if name not in files:
             files.append(name)
     return files
-
-
-def _doc_language(citation: Citation, retriever: HybridRetriever) -> str:
-    for chunk in retriever.chunks:
-        if chunk.metadata.get("file") == citation.file:
-            return chunk.metadata.get("language", "da")
-    return "da"
