@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 from bot.answer.core import Answerer
-from bot.answer.language import preload
 from bot.config import Settings
 
 WELCOME = (
@@ -38,9 +37,7 @@ def handle(answerer: Answerer, line: str) -> str | None:
 
 def run_chat(settings: Settings) -> int:
     """Interactive loop; reads plain lines when stdin is not a terminal."""
-    preload()
-    answerer = Answerer(settings)
-    answerer.warm_up()
+    answerer = Answerer.started(settings)
     print(WELCOME)
     if sys.stdin.isatty():
         from prompt_toolkit import PromptSession

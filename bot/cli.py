@@ -80,19 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _answerer(settings: Settings):
-    from bot.answer.core import Answerer
-    from bot.answer.language import preload
-
-    preload()
-    answerer = Answerer(settings)
-    answerer.store.check_embedder(answerer.embedder.backend, answerer.embedder.model, None)
-    return answerer
-
-
 def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
     """One question from the arguments, or one per stdin line in batch mode."""
-    answerer = _answerer(settings)
+    from bot.answer.core import Answerer
+
+    answerer = Answerer.started(settings)
     if args.question:
         answer = answerer.ask(" ".join(args.question))
         if args.json:

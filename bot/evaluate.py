@@ -208,11 +208,7 @@ def format_table(summary: dict) -> str:
 
 def run_eval_cli(settings: Settings, file: str, as_json: bool = False) -> int:
     """`python -m bot eval FILE [--json]`; with an LLM configured, both modes side by side."""
-    from bot.answer.language import preload
-
-    preload()
-    answerer = Answerer(settings)
-    answerer.warm_up()
+    answerer = Answerer.started(settings)
     items = load_questions(Path(file))
     modes = {"extractive": evaluate(answerer, items, use_llm=False)}
     if answerer.llm.enabled:

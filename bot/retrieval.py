@@ -7,8 +7,10 @@ The BM25 index lives in memory and is rebuilt from Chroma whenever the collectio
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +19,7 @@ import numpy as np
 from bot.embedding import Embedder
 from bot.errors import IndexEmpty
 from bot.store import KnowledgeStore, StoredChunk
-from bot.text import Vocabulary, expanded_terms
+from bot.text import Vocabulary, content_terms, expanded_terms
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,7 @@ class HybridRetriever:
         self.chunks: list[StoredChunk] = []
         self._bm25 = None
         self.vocabulary = Vocabulary(())
+        self.idf: Callable[[str], float] = idf_from_tokens([])
         self._row: dict[str, int] = {}
         self._terms: dict[str, frozenset[str]] = {}
 
@@ -110,8 +113,12 @@ class HybridRetriever:
         corpus = [self._lexical_tokens(c, vocabulary) for c in chunks]
         bm25 = bm25s.BM25()
         bm25.index(corpus, show_progress=False)
+        # Composer weights come from the chunks' own words (title and text), not the BM25 fields.
+        idf = idf_from_tokens(
+            [content_terms(f"{c.metadata.get('title', '')} {c.text}") for c in chunks]
+        )
         with self._lock:
-            self.chunks, self._bm25, self.vocabulary = chunks, bm25, vocabulary
+            self.chunks, self._bm25, self.vocabulary, self.idf = chunks, bm25, vocabulary, idf
             self._row = {c.id: i for i, c in enumerate(chunks)}
             self._terms: dict[str, frozenset[str]] = {}
             self._loaded_refresh = refresh
@@ -224,3 +231,17 @@ def _one_generation_per_doc(chunks: list[StoredChunk]) -> list[StoredChunk]:
         doc_id = c.metadata["doc_id"]
         newest[doc_id] = max(newest.get(doc_id, key), key)
     return [c for c in chunks if c.metadata.get("doc_hash", "") == newest[c.metadata["doc_id"]][1]]
+
+
+def idf_from_tokens(token_lists: list[list[str]]) -> Callable[[str], float]:
+    """A smoothed IDF function over the indexed chunks (a term never seen gets the maximum)."""
+    n = len(token_lists)
+    df: dict[str, int] = {}
+    for tokens in token_lists:
+        for t in set(tokens):
+            df[t] = df.get(t, 0) + 1
+
+    def idf(term: str) -> float:
+        return math.log(1 + (n - df.get(term, 0) + 0.5) / (df.get(term, 0) + 0.5))
+
+    return idf

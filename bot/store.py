@@ -159,6 +159,16 @@ class KnowledgeStore:
             last_refresh=datetime.now(UTC).isoformat(timespec="seconds"),
         )
 
+    def sibling(self, name: str) -> KnowledgeStore:
+        """Another collection on the same client (a rebuild is written beside the live one)."""
+        return KnowledgeStore(self._client, name)
+
+    def replace_with(self, other: KnowledgeStore) -> None:
+        """Make `other` this store's collection: drop ours, rename theirs to our name."""
+        self.reset()
+        self._call(other.collection.modify, name=self.name)
+        other._collection = None
+
     def reset(self) -> None:
         """Drop the collection (used by --rebuild)."""
         if self.exists():

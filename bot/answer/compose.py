@@ -10,7 +10,6 @@ newest first and numbered in that order.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -237,17 +236,3 @@ def _quote_line(text: str, n: int) -> str:
     if "\n" in text:
         return f"{text} [{n}]"
     return f"• {text} [{n}]"
-
-
-def idf_from_chunks(token_lists: list[list[str]]) -> Callable[[str], float]:
-    """A smoothed IDF function over the chunk collection."""
-    n = len(token_lists)
-    df: dict[str, int] = {}
-    for tokens in token_lists:
-        for t in set(tokens):
-            df[t] = df.get(t, 0) + 1
-
-    def idf(term: str) -> float:
-        return math.log(1 + (n - df.get(term, 0) + 0.5) / (df.get(term, 0) + 0.5))
-
-    return idf

@@ -17,7 +17,6 @@ from bot.answer import guard
 from bot.answer.compose import (
     Composition,
     compose,
-    idf_from_chunks,
     make_units,
     score_units,
     select_units,
@@ -32,7 +31,6 @@ from bot.embedding import Embedder, make_embedder
 from bot.errors import IndexEmpty, LLMError, StoreUnavailable
 from bot.retrieval import HybridRetriever, Passage, Query
 from bot.store import KnowledgeStore
-from bot.text import content_terms
 
 log = logging.getLogger(__name__)
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -77,12 +75,21 @@ class Answerer:
             settings.memory_turns, settings.memory_ttl_seconds
         )
         self.llm = LLMComposer(settings)
-        self._idf = None
-        self._idf_refresh: str | None = "unset"
         self._links: dict[str, dict[str, str]] | None = None
+        self._links_refresh: str | None = None
         self._lock = threading.Lock()
 
     # -- public -------------------------------------------------------------------------------
+
+    @classmethod
+    def started(cls, settings: Settings) -> Answerer:
+        """An answerer ready for its first question (what every command-line face needs)."""
+        from bot.answer.language import preload
+
+        preload()
+        answerer = cls(settings)
+        answerer.warm_up()
+        return answerer
 
     def warm_up(self) -> None:
         """Load the index, the embedder and the language model before the first question."""
@@ -169,7 +176,7 @@ class Answerer:
 
     def _compose(self, ctx: Context) -> Answer:
         units = make_units(ctx.passages, self.retriever.unit_terms)
-        score_units(units, ctx.query, self._idf_function())
+        score_units(units, ctx.query, self.retriever.idf)
         chosen = select_units(units)
         evidence = {
             "dense": max((p.dense for p in ctx.passages), default=0.0),
@@ -274,17 +281,6 @@ class Answerer:
 
     # -- knowledge-derived helpers ------------------------------------------------------------
 
-    def _idf_function(self):
-        if self._idf is None or self._idf_refresh != self.retriever.refreshed_at:
-            tokens = [
-                content_terms(f"{c.metadata.get('title', '')} {c.text}")
-                for c in self.retriever.chunks
-            ]
-            self._idf = idf_from_chunks(tokens)
-            self._idf_refresh = self.retriever.refreshed_at
-            self._links = None
-        return self._idf
-
     def _pointers(self, language: str) -> list[str]:
         """Where to ask and how to pitch an idea, with links taken from the knowledge base."""
         try:
@@ -300,7 +296,7 @@ class Answerer:
 
     def _help_links(self) -> dict[str, dict[str, str]]:
         with self._lock:
-            if self._links is not None and self._idf_refresh == self.retriever.refreshed_at:
+            if self._links is not None and self._links_refresh == self.retriever.refreshed_at:
                 return self._links
         self.retriever.ensure_fresh()
         pages = Counter(
@@ -317,7 +313,7 @@ class Answerer:
             meta = found[0].metadata
             links["ideas"] = {"title": meta.get("title", ""), "url": meta.get("source_url", "")}
         with self._lock:
-            self._links = links
+            self._links, self._links_refresh = links, self.retriever.refreshed_at
         return links
 
 

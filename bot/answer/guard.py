@@ -19,28 +19,27 @@ _INVISIBLE = re.compile(
     "[\U000e0000-\U000e007f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\u00ad]"
 )
 
+
+def _any_of(*patterns: str) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+
+
 # Attempts to override instructions, in Danish and English.
-_INJECTION = [
-    re.compile(p, re.IGNORECASE)
-    for p in (
-        r"\b(ignore|disregard|forget)\b.{0,40}\b(instructions?|prompts?|rules|above)\b",
-        r"\b(ignorer|glem|se bort fra)\b.{0,40}\b(instruks(er)?|instruktion(er)?|prompt|regler)\b",
-        r"\bsystem\s*-?prompt\b",
-        r"\b(you are now|act as|pretend to be|du er nu|lad som om)\b",
-        r"\b(developer|jailbreak|DAN) mode\b",
-    )
-]
+_INJECTION = _any_of(
+    r"\b(ignore|disregard|forget)\b.{0,40}\b(instructions?|prompts?|rules|above)\b",
+    r"\b(ignorer|glem|se bort fra)\b.{0,40}\b(instruks(er)?|instruktion(er)?|prompt|regler)\b",
+    r"\bsystem\s*-?prompt\b",
+    r"\b(you are now|act as|pretend to be|du er nu|lad som om)\b",
+    r"\b(developer|jailbreak|DAN) mode\b",
+)
 
 # Requests for private data about people (not the Council's public contact routes).
-_PRIVATE_REQUEST = [
-    re.compile(p, re.IGNORECASE)
-    for p in (
-        r"\b(cpr|personnumre?|personal id|id numbers?|social security)\b",
-        r"\b(privat|private|hjemme)\s*-?\s*(adresse|address|nummer|number|mobil|telefon)",
-        r"\bhome address\b",
-        r"\b(private|personal)\s+(phone|mobile|e-?mail)",
-    )
-]
+_PRIVATE_REQUEST = _any_of(
+    r"\b(cpr|personnumre?|personal id|id numbers?|social security)\b",
+    r"\b(privat|private|hjemme)\s*-?\s*(adresse|address|nummer|number|mobil|telefon)",
+    r"\bhome address\b",
+    r"\b(private|personal)\s+(phone|mobile|e-?mail)",
+)
 
 
 @dataclass(frozen=True)
@@ -72,10 +71,10 @@ def check(raw: str, max_chars: int) -> GuardResult:
         return GuardResult(text, "", stop="noise")
     personal = bool(find_personal_data(text))
     search_text = _without_personal_sentences(text) if personal else text
-    if any(p.search(text) for p in _INJECTION):
+    if _INJECTION.search(text):
         return GuardResult(text, search_text, stop="injection", personal_data=personal)
     # Someone sharing their own CPR number is not asking for anyone else's.
-    if not personal and any(p.search(text) for p in _PRIVATE_REQUEST):
+    if not personal and _PRIVATE_REQUEST.search(text):
         return GuardResult(text, search_text, stop="personal_data_request", personal_data=personal)
     if not any(ch.isalpha() for ch in search_text):
         return GuardResult(text, search_text, stop="noise", personal_data=personal)

@@ -314,7 +314,7 @@ def run_ingest(
             _refuse_rebuild_without_fetch(store)
         if rebuild and not dry_run:
             # Build beside the live collection; the swap at the end is the only gap.
-            target = KnowledgeStore(store._client, f"{store.name}-rebuild")
+            target = store.sibling(f"{store.name}-rebuild")
             target.reset()
         else:
             store.check_embedder(embedder.backend, embedder.model, None)
@@ -339,9 +339,7 @@ def run_ingest(
             if changed or not target.info().get("embedding_model"):
                 target.mark_refreshed(embedder.backend, embedder.model, embedder.dimension)
             if rebuild:
-                store.reset()
-                target.collection.modify(name=store.name)
-                store._collection = None
+                store.replace_with(target)
             if web is not None:
                 # Only after the index holds what the state describes (see load_web).
                 _save_web_state(settings, web)
