@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     # Answering
     max_question_chars: int = 1000
     retrieve_k: int = 16
+    # The composer also weighs every other unit of this many top documents (0 turns it off).
+    expand_docs: int = 2
     dense_weight: float = 0.5
     # Calibrated on the public evaluation set (see the README): below either, refuse.
     refusal_min_similarity: float = 0.85

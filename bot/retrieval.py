@@ -11,7 +11,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -38,18 +38,25 @@ class Query:
     inherited_weight: float = 0.4
 
     @classmethod
-    def from_text(cls, text: str, context: str = "", vocabulary: Vocabulary | None = None) -> Query:
+    def from_text(
+        cls,
+        text: str,
+        context: str = "",
+        vocabulary: Vocabulary | None = None,
+        language: str | None = None,
+    ) -> Query:
+        """Terms and embedding text of a question; spelling is corrected within its language."""
         vocabulary = vocabulary or Vocabulary()
         terms: dict[str, float] = {}
-        for term, weight in vocabulary.query_terms(text):
+        for term, weight in vocabulary.query_terms(text, language):
             terms[term] = max(terms.get(term, 0.0), weight)
-        for term, weight in vocabulary.query_terms(context):
+        for term, weight in vocabulary.query_terms(context, language):
             terms.setdefault(term, weight * cls.inherited_weight)
         return cls(
             text=f"{text} {context}".strip() if context else text,
             terms=terms,
-            embed_text=vocabulary.corrected(text) + (f" {context}" if context else ""),
-            unknown_names=vocabulary.unknown_names(text) if vocabulary._stems else [],
+            embed_text=vocabulary.corrected(text, language) + (f" {context}" if context else ""),
+            unknown_names=vocabulary.unknown_names(text, language) if vocabulary._stems else [],
         )
 
     def weights(self) -> dict[str, float]:
@@ -67,6 +74,7 @@ class Passage:
     score: float
     dense: float
     lexical: float
+    expanded: bool = False  # another unit of a top document, not a search hit itself
 
     @property
     def doc_id(self) -> str:
@@ -95,6 +103,8 @@ class HybridRetriever:
         self.vocabulary = Vocabulary(())
         self.idf: Callable[[str], float] = idf_from_tokens([])
         self._row: dict[str, int] = {}
+        self._doc_rows: dict[str, list[int]] = {}
+        self._vectors = np.zeros((0, 0), dtype=np.float32)
         self._terms: dict[str, frozenset[str]] = {}
 
     # -- index --------------------------------------------------------------------------------
@@ -104,12 +114,15 @@ class HybridRetriever:
         import bm25s
 
         refresh = self.store.info().get("last_refresh")
-        chunks = self.store.all_chunks()
+        chunks = self.store.all_chunks(embeddings=True)
         if not chunks:
             raise IndexEmpty("The knowledge index is empty. Run `python ingest.py` first.")
         # Two generations of one document can coexist after a crashed ingest: keep the newest.
         chunks = _one_generation_per_doc(chunks)
-        vocabulary = Vocabulary(f"{c.metadata.get('title', '')} {c.text}" for c in chunks)
+        vocabulary = Vocabulary(
+            (f"{c.metadata.get('title', '')} {c.text}", c.metadata.get("language", ""))
+            for c in chunks
+        )
         corpus = [self._lexical_tokens(c, vocabulary) for c in chunks]
         bm25 = bm25s.BM25()
         bm25.index(corpus, show_progress=False)
@@ -117,8 +130,16 @@ class HybridRetriever:
         idf = idf_from_tokens(
             [content_terms(f"{c.metadata.get('title', '')} {c.text}") for c in chunks]
         )
+        # Unit vectors of every chunk, to score a top document's other units (see `search`).
+        vectors = np.stack([c.embedding for c in chunks]).astype(np.float32)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        chunks = [replace(c, embedding=None) for c in chunks]
+        doc_rows: dict[str, list[int]] = {}
+        for i, c in enumerate(chunks):
+            doc_rows.setdefault(c.metadata["doc_id"], []).append(i)
         with self._lock:
             self.chunks, self._bm25, self.vocabulary, self.idf = chunks, bm25, vocabulary, idf
+            self._vectors, self._doc_rows = vectors, doc_rows
             self._row = {c.id: i for i, c in enumerate(chunks)}
             self._terms: dict[str, frozenset[str]] = {}
             self._loaded_refresh = refresh
@@ -156,11 +177,24 @@ class HybridRetriever:
 
     # -- search -------------------------------------------------------------------------------
 
-    def search(self, query: Query, k: int = 8, per_doc: int = 2) -> list[Passage]:
-        """The k best passages, at most per_doc from one document."""
+    def search(
+        self,
+        query: Query,
+        k: int = 8,
+        per_doc: int = 2,
+        expand_docs: int = 0,
+        wanted: Callable[[str, dict[str, Any]], bool] | None = None,
+    ) -> list[Passage]:
+        """The k best passages, at most per_doc from one document.
+
+        Then, marked `expanded`, every other unit of the first expand_docs documents, and every
+        chunk anywhere for which wanted(text, metadata) holds: the composer may find the answer
+        in a unit the capped search left out, such as a list's summary next to its rows.
+        """
         self.ensure_fresh()
         with self._lock:
             chunks, bm25, row = self.chunks, self._bm25, self._row
+            vectors, doc_rows = self._vectors, self._doc_rows
         vector = self.embedder.embed_query(query.embed_text or query.text)
         dense = {c.id: sim for c, sim in self.store.query(vector, self.candidates) if c.id in row}
         lexical = _bm25_scores(bm25, query)
@@ -185,7 +219,52 @@ class HybridRetriever:
             )
             if len(passages) >= k:
                 break
+        if expand_docs or wanted:
+            passages += self._siblings(
+                passages, expand_docs, wanted, vector, (dense, lexical), chunks, vectors, doc_rows
+            )
         return passages
+
+    def _siblings(
+        self,
+        passages: list[Passage],
+        docs: int,
+        wanted: Callable[[str, dict[str, Any]], bool] | None,
+        vector: np.ndarray,
+        found: tuple[dict[str, float], np.ndarray | None],
+        chunks: list[StoredChunk],
+        vectors: np.ndarray,
+        doc_rows: dict[str, list[int]],
+    ) -> list[Passage]:
+        """Units of the top documents and wanted ones, with the fused score their ranks earn."""
+        dense, lexical = found
+        top_docs = list(dict.fromkeys(p.doc_id for p in passages))[:docs]
+        present = {p.id for p in passages}
+        rows = [i for d in top_docs for i in doc_rows.get(d, []) if chunks[i].id not in present]
+        if wanted:
+            taken = present | {chunks[i].id for i in rows}
+            rows += [
+                i for i, c in enumerate(chunks) if c.id not in taken and wanted(c.text, c.metadata)
+            ]
+        if not rows:
+            return []
+        unit = (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
+        similarities = vectors[rows] @ unit
+        candidate_sims = np.sort(np.fromiter(dense.values(), dtype=np.float32))[::-1]
+        siblings = []
+        for i, sim in zip(rows, similarities, strict=True):
+            # Rank among the dense candidates, and in the BM25 order when BM25 matched at all.
+            score = self.dense_weight / (_RRF_K + int(np.sum(candidate_sims > sim)) + 1)
+            lex = float(lexical[i]) if lexical is not None else 0.0
+            if lex > 0 and self.dense_weight < 1.0:
+                rank = int(np.sum(lexical > lex))
+                score += (1 - self.dense_weight) / (_RRF_K + rank + 1)
+            siblings.append(
+                Passage(
+                    chunks[i].id, chunks[i].text, chunks[i].metadata, score, float(sim), lex, True
+                )
+            )
+        return siblings
 
     def _fuse(
         self, dense: dict[str, float], lexical: np.ndarray | None, chunks: list[StoredChunk]

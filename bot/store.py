@@ -34,6 +34,7 @@ class StoredChunk:
     id: str
     text: str
     metadata: dict[str, Any]
+    embedding: np.ndarray | None = None
 
 
 @dataclass
@@ -187,12 +188,16 @@ class KnowledgeStore:
             version.metadata = meta
         return dict(docs)
 
-    def all_chunks(self) -> list[StoredChunk]:
-        """Every chunk with text and metadata (for BM25 and listings)."""
-        got = self._call(self.collection.get, include=["documents", "metadatas"])
+    def all_chunks(self, embeddings: bool = False) -> list[StoredChunk]:
+        """Every chunk with text and metadata (for BM25 and listings), optionally its vector."""
+        include = ["documents", "metadatas", *(["embeddings"] if embeddings else [])]
+        got = self._call(self.collection.get, include=include)
+        vectors = got["embeddings"] if embeddings else [None] * len(got["ids"])
         return [
-            StoredChunk(i, d, m)
-            for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+            StoredChunk(i, d, m, None if v is None else np.asarray(v, dtype=np.float32))
+            for i, d, m, v in zip(
+                got["ids"], got["documents"], got["metadatas"], vectors, strict=True
+            )
         ]
 
     def upsert(

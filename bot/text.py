@@ -192,11 +192,18 @@ def edit_distance(a: str, b: str, limit: int) -> int:
 class Vocabulary:
     """The words and stems of the knowledge base, for spelling correction and decompounding."""
 
-    def __init__(self, texts: Iterable[str] = ()) -> None:
+    def __init__(self, texts: Iterable[str | tuple[str, str]] = ()) -> None:
+        """Texts, or (text, language) pairs; with languages, corrections stay in one language."""
         surface: set[str] = set()
-        for text in texts:
-            surface.update(w for w in words(text) if not w[0].isdigit())
+        by_language: dict[str, set[str]] = {}
+        for item in texts:
+            text, language = item if isinstance(item, tuple) else (item, "")
+            found = {w for w in words(text) if not w[0].isdigit()}
+            surface.update(found)
+            if language:
+                by_language.setdefault(language, set()).update(found)
         self._words = frozenset(surface)
+        self._language_words = {lang: frozenset(ws) for lang, ws in by_language.items()}
         self._stems = frozenset(stem(w) for w in surface)
         self._by_initial: dict[str, list[str]] = {}
         for w in self._words:
@@ -206,9 +213,18 @@ class Vocabulary:
     def __contains__(self, stem_: str) -> bool:
         return stem_ in self._stems
 
-    def correct(self, word: str, min_length: int = 5) -> str | None:
-        """The known word closest to an unknown one (1 edit, 2 for long words), or None."""
+    def correct(self, word: str, min_length: int = 5, language: str | None = None) -> str | None:
+        """The known word closest to an unknown one (1 edit, 2 for long words), or None.
+
+        With a language, only words from that language's texts are candidates: an English
+        "help" must not become the Danish "hele".
+        """
         if len(word) < min_length or word[0].isdigit():
+            return None
+        allowed = self._language_words.get(language) if language else None
+        if allowed is not None and len(allowed) < _MIN_DICTIONARY:
+            # A few hundred English words cannot tell a typo from a word the material lacks
+            # ("started" is not a misspelt "stated").
             return None
         limit = 1 if len(word) < 10 else 2
         # Misspellings rarely change the first letter, except for sound-alikes such as k/c.
@@ -216,6 +232,8 @@ class Vocabulary:
         best, best_distance = None, limit + 1
         for initial in sorted(initials):
             for candidate in self._by_initial.get(initial, ()):
+                if allowed is not None and candidate not in allowed:
+                    continue
                 distance = edit_distance(word, candidate, limit)
                 if distance < best_distance or (
                     distance == best_distance and best and candidate < best
@@ -246,7 +264,7 @@ class Vocabulary:
                     return [stem(first), tail_stem]
         return []
 
-    def query_terms(self, text: str) -> list[tuple[str, float]]:
+    def query_terms(self, text: str, language: str | None = None) -> list[tuple[str, float]]:
         """Content stems of a query with weights.
 
         Known words weigh 1.0; corrected words and compound parts 0.8. A multi-word name
@@ -257,12 +275,12 @@ class Vocabulary:
         for group in _name_groups(text)[0]:
             group_terms: list[tuple[str, float]] = []
             for word in group:
-                group_terms.extend(self._word_terms(word))
+                group_terms.extend(self._word_terms(word, language))
             share = 1.0 / len(group_terms) if len(group) > 1 and group_terms else 1.0
             terms.extend((term, weight * share) for term, weight in group_terms)
         return terms
 
-    def corrected(self, text: str) -> str:
+    def corrected(self, text: str, language: str | None = None) -> str:
         """The text with misspelled words replaced by the closest known word (for embedding)."""
 
         def fix(match: re.Match[str]) -> str:
@@ -271,12 +289,12 @@ class Vocabulary:
             if lower in self._words or lower in STOPWORDS or not self._words:
                 return word
             # Short words are corrected only here, for the embedder, where a wrong guess is cheap.
-            known = self.correct(lower, min_length=4)
+            known = self.correct(lower, min_length=4, language=language)
             return known if known else word
 
         return _RAW_TOKEN.sub(fix, text)
 
-    def unknown_names(self, text: str) -> list[str]:
+    def unknown_names(self, text: str, language: str | None = None) -> list[str]:
         """Capitalised words the knowledge base has never seen, even after correction.
 
         "Odense" in a question about a council means another council than ours.
@@ -289,10 +307,10 @@ class Vocabulary:
             and len(n) > 2
             and stem(n) not in self._stems
             and not self.split_compound(n)
-            and self.correct(n) is None
+            and self.correct(n, language=language) is None
         ]
 
-    def _word_terms(self, word: str) -> list[tuple[str, float]]:
+    def _word_terms(self, word: str, language: str | None = None) -> list[tuple[str, float]]:
         if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
             return []
         stemmed = stem(word)
@@ -301,7 +319,7 @@ class Vocabulary:
         parts = self.split_compound(word) if len(word) >= 7 else []
         if parts:
             return [(p, 0.8) for p in parts]
-        fixed = self.correct(word)
+        fixed = self.correct(word, language=language)
         # A word the knowledge base has never seen weighs like a known one: it is the best sign
         # that the question is about something the material lacks (measured: 0.5 hurt refusals).
         return [(stem(fixed), 0.8) if fixed else (stemmed, _UNKNOWN_WEIGHT)]
@@ -360,6 +378,7 @@ def _name_groups(text: str) -> tuple[list[list[str]], list[str]]:
 
 
 _UNKNOWN_WEIGHT = 1.0
+_MIN_DICTIONARY = 1000  # distinct words a language needs before its unknown words count as typos
 _SWAPS = {
     "k": ("c", "q"),
     "c": ("k", "s"),

@@ -13,16 +13,96 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.answer.models import Citation
 from bot.retrieval import Passage, Query
-from bot.text import content_terms
+from bot.text import STOPWORDS, content_terms, stem, words
 
 _QUANTITY = re.compile(
     r"^\s*(hvor (mange|meget|stor|store|længe|gammel)|hvornår|hvilket år|how (many|much|big|large|long|old)|when|what year)\b",
     re.IGNORECASE,
 )
 _NUMBERS = re.compile(r"\d+(?:[.,]\d+)*")
+# Answer types beyond quantities: "which …" wants a list; "how can I/we …" wants a way in.
+_ENUMERATION = re.compile(r"^\s*(hvilke|which|list|nævn|name)\b", re.IGNORECASE)
+_PROCEDURE = re.compile(
+    r"^\s*(hvordan|hvor|hvem)\s+(kan|skal|må)\s+(jeg|vi|man|min|mit|vores)\b"
+    r"|^\s*(how|where|who)\s+(can|do|does|should|may)\s+(i|we|my|our|one)\b"
+    r"|\bhow to\b",
+    re.IGNORECASE,
+)
+_ADDRESS = re.compile(r"https?://|\bwww\.|\b[\w-]+\.(?:dk|com|org|net|eu)\b|\S@\S")
+_ENUMERATING_FORMS = frozenset({"list", "summary"})
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+_NAME_WORDS = 8
+
+
+@dataclass(frozen=True)
+class AnswerType:
+    """What kind of unit a question asks for, read from its first words."""
+
+    number: bool = False  # how many / how much / when
+    focus: str | None = None  # stem of what a "which …" question lists
+    address: bool = False  # how can I / where do we … : a link or an address
+
+    @classmethod
+    def of(cls, question: str) -> AnswerType:
+        return cls(
+            number=bool(_QUANTITY.match(question)),
+            focus=enumerated(question),
+            address=bool(_PROCEDURE.search(question)),
+        )
+
+    def lists(self, text: str, metadata: dict) -> bool:
+        """A list, or a list's summary, labelled as a list of the focus.
+
+        The label is the unit's lead-in or table header (before its first colon) and its
+        heading: "Partner: A; B; C" under "Fonde og investorer" lists funds.
+        """
+        form = metadata.get("form")
+        if not self.focus or form not in _ENUMERATING_FORMS:
+            return False
+        if form == "list" and not _names_items(text):
+            return False
+        lead = text.split("\n", 1)[0].split(":", 1)[0]
+        heading = metadata.get("section", "").split(" › ")[-1]
+        return self.focus in _label_terms(lead, heading)
+
+    def addresses(self, text: str) -> bool:
+        return self.address and bool(_ADDRESS.search(text))
+
+    def matches(self, unit: Unit) -> bool:
+        """Whether a unit is what the question asks for (a list of the focus, or a way in)."""
+        return self.lists(unit.text, unit.passage.metadata) or self.addresses(unit.text)
+
+
+def _names_items(text: str) -> bool:
+    """Whether most items of a list are short, like names ("- Bikubenfonden"), not sentences."""
+    items = [line for line in text.splitlines() if _LIST_ITEM.match(line)]
+    short = [i for i in items if len(i.split()) <= _NAME_WORDS + 1]
+    return len(items) >= 2 and len(short) * 3 >= len(items) * 2
+
+
+@lru_cache(maxsize=4096)
+def _label_terms(lead: str, heading: str) -> frozenset[str]:
+    return frozenset(content_terms(f"{lead} {heading}"))
+
+
+def enumerated(question: str) -> str | None:
+    """Stem of what a "which …" question asks to list ("Hvilke fonde er med?" → fond)."""
+    match = _ENUMERATION.match(question)
+    if not match:
+        return None
+    phrase: list[str] = []
+    for word in words(question[match.end() :]):
+        if word in STOPWORDS:
+            if phrase:
+                break
+            continue
+        phrase.append(word)
+    return stem(phrase[-1]) if phrase else None
+
 
 # "Our sources do not say …": a negation and a reference to the sources in one sentence, or a
 # section headed like "Hvad vi ikke ved" / "Ikke i kilderne". The knowledge base marks its gaps
@@ -58,6 +138,7 @@ class Unit:
     context_terms: frozenset[str]
     score: float = 0.0
     coverage: float = 0.0
+    typed: bool = False  # of the answer type the question asks for
 
     @property
     def doc_id(self) -> str:
@@ -79,25 +160,32 @@ class Composition:
 
 
 def make_units(
-    passages: list[Passage], terms_of: Callable[[str, str], frozenset[str]] | None = None
+    passages: list[Passage],
+    terms_of: Callable[[str, str], frozenset[str]] | None = None,
+    asked: AnswerType | None = None,
 ) -> list[Unit]:
-    """One quotable unit per retrieved passage (passages are sentence-level chunks)."""
+    """One quotable unit per retrieved passage (passages are sentence-level chunks).
+
+    A passage that only came along with its document (`expanded`) becomes a unit when it is
+    of the asked answer type: a list of the asked things, or a link for "how can we …".
+    """
     terms_of = terms_of or (lambda _id, text: frozenset(content_terms(text)))
+    asked = asked or AnswerType()
     units = []
     for passage in passages:
         meta = passage.metadata
         # Title, heading and the neighbouring sentences give a unit its context.
         around = f"{meta.get('title', '')} {meta.get('section', '')} {meta.get('window', '')}"
         context = frozenset(content_terms(around))
-        units.append(
-            Unit(
-                passage.text,
-                passage,
-                int(meta.get("chunk", 0)),
-                terms_of(passage.id, passage.text),
-                context,
-            )
+        unit = Unit(
+            passage.text,
+            passage,
+            int(meta.get("chunk", 0)),
+            terms_of(passage.id, passage.text),
+            context,
         )
+        if not passage.expanded or asked.matches(unit):
+            units.append(unit)
     return units
 
 
@@ -110,6 +198,8 @@ class Weights:
     dense: float = 0.3  # semantic similarity, relative to the best unit
     fused: float = 0.2  # hybrid retrieval rank (dense + BM25)
     number_bonus: float = 0.1  # the question asks how many/much/when and the unit has a number
+    type_bonus: float = 0.2  # "which …" and a list of those, or "how can we …" and a link
+    type_share: float = 0.6  # the best unit of the asked type is kept from this share of the best
     dense_band: float = 0.08  # e5 similarities sit in a narrow band: distance to the best
     relative: float = 0.7  # runners-up must reach this share of the best score
     max_units: int = 4
@@ -126,7 +216,7 @@ def score_units(
     total = sum(weights.values()) or 1.0
     top_dense = max((u.passage.dense for u in units), default=0.0)
     top_fused = max((u.passage.score for u in units), default=0.0) or 1.0
-    wants_number = bool(_QUANTITY.match(query.text))
+    asked = AnswerType.of(query.text)
     asked_numbers = set(_NUMBERS.findall(query.text))
     for unit in units:
         own = sum(wt for t, wt in weights.items() if t in unit.terms)
@@ -138,11 +228,13 @@ def score_units(
         dense_rel = max(0.0, 1.0 - (top_dense - dense) / w.dense_band) if dense else 0.0
         length_penalty = 1.0 / (1.0 + max(0, len(unit.terms) - 40) / 80)
         has_new_number = bool(set(_NUMBERS.findall(unit.text)) - asked_numbers)
+        unit.typed = asked.matches(unit)
         unit.score = (
             w.coverage * unit.coverage * length_penalty
             + w.dense * dense_rel
             + w.fused * unit.passage.score / top_fused
-            + (w.number_bonus if wants_number and has_new_number else 0.0)
+            + (w.number_bonus if asked.number and has_new_number else 0.0)
+            + (w.type_bonus if unit.typed else 0.0)
         )
 
 
@@ -182,6 +274,7 @@ def select_units(units: list[Unit], w: Weights = Weights()) -> list[Unit]:
             continue
         if not _redundant(unit, chosen):
             chosen.append(unit)
+    _keep_typed(ranked, chosen, w)
     dates = {u.passage.metadata.get("source_date") for u in chosen}
     if len({u.doc_id for u in chosen}) == 1:
         for unit in ranked[1:]:
@@ -193,6 +286,23 @@ def select_units(units: list[Unit], w: Weights = Weights()) -> list[Unit]:
                 chosen.append(unit)
             break
     return chosen
+
+
+def _keep_typed(ranked: list[Unit], chosen: list[Unit], w: Weights) -> None:
+    """Make room for the best unit of the asked type ("which funds" → the list of funds)."""
+    typed = next((u for u in ranked if u.typed), None)
+    if typed is None or typed in chosen or typed.score < w.type_share * ranked[0].score:
+        return
+    if _redundant(typed, chosen):
+        return
+    while len(chosen) >= w.max_units or (
+        typed.doc_id not in {u.doc_id for u in chosen}
+        and len({u.doc_id for u in chosen}) >= w.max_sources
+    ):
+        if len(chosen) == 1:
+            break
+        chosen.pop()
+    chosen.append(typed)
 
 
 def compose(units: list[Unit]) -> Composition:

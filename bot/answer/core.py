@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from bot.answer import guard
 from bot.answer.compose import (
+    AnswerType,
     Composition,
     compose,
     make_units,
@@ -163,24 +164,36 @@ class Answerer:
         started = time.perf_counter()
         context = self.memory.context_for(ctx.chat_id, ctx.search_text)
         self.retriever.ensure_fresh()
-        ctx.query = Query.from_text(ctx.search_text, context, self.retriever.vocabulary)
+        ctx.query = Query.from_text(
+            ctx.search_text, context, self.retriever.vocabulary, ctx.language
+        )
         if context and ctx.use_llm:
             try:
                 condensed = self.llm.condense(ctx.search_text, context)
-                ctx.query = Query.from_text(condensed, "", self.retriever.vocabulary)
+                ctx.query = Query.from_text(condensed, "", self.retriever.vocabulary, ctx.language)
             except LLMError as exc:
                 log.info("llm: condensing failed (%s); using the rule-based expansion", exc)
-        ctx.passages = self.retriever.search(ctx.query, k=self.settings.retrieve_k, per_doc=4)
+        asked = AnswerType.of(ctx.query.text)
+        ctx.passages = self.retriever.search(
+            ctx.query,
+            k=self.settings.retrieve_k,
+            per_doc=4,
+            expand_docs=self.settings.expand_docs,
+            # Lists of what a "which …" question asks for, from any document.
+            wanted=asked.lists if asked.focus else None,
+        )
         self.memory.remember(ctx.chat_id, ctx.query.text)
         ctx.timings["retrieve"] = (time.perf_counter() - started) * 1000
 
     def _compose(self, ctx: Context) -> Answer:
-        units = make_units(ctx.passages, self.retriever.unit_terms)
+        units = make_units(ctx.passages, self.retriever.unit_terms, AnswerType.of(ctx.query.text))
         score_units(units, ctx.query, self.retriever.idf)
         chosen = select_units(units)
         evidence = {
             "dense": max((p.dense for p in ctx.passages), default=0.0),
-            "coverage": chosen[0].coverage if chosen else 0.0,
+            # An answer-type bonus may put a link first; how well the answer covers the
+            # question is the best coverage among the chosen units.
+            "coverage": max((u.coverage for u in chosen), default=0.0),
             "score": chosen[0].score if chosen else 0.0,
         }
         base = Answer(

@@ -4,6 +4,10 @@ Markdown is cut at headings first (the heading path becomes the chunk's `section
 section into quotable units: sentences, a list with its lead-in line, a table row. Over-long
 units are split on sentence boundaries by LlamaIndex's `SentenceSplitter`. Tables become one
 line per row with the header repeated ("Periode: 2020-2024"), so a row quoted alone still reads.
+
+A table or list too long to quote whole is also summarised in one unit: its lead-in and the
+label of every row or item ("Partner: A; B; C."). "Which foundations take part?" is answered
+by that unit, where any single row would name only one of them.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 from bot.ingest.loaders import SourceDocument
 
-CHUNKER_VERSION = "6"
+CHUNKER_VERSION = "8"
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _TABLE_RULE = re.compile(r"^\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 _LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
@@ -22,6 +26,11 @@ _EMPHASIS = re.compile(r"(\*\*|__)(.+?)\1")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“«(]?[A-ZÆØÅ0-9])")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 _MAX_LIST_CHARS = 700
+_LABEL_END = re.compile(r"\s[–—-]\s|:\s")
+_LEADING_BOLD = re.compile(r"^(\*\*|__)(.+?)\1")
+_MAX_LABEL_WORDS = 8
+# Marks a table's summary line between flatten_tables and split_units (never stored).
+_SUMMARY_MARK = "\u2063"
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,7 @@ class Chunk:
     section: str
     page: int | None
     window: str = ""
+    form: str = "sentence"  # sentence | list (kept whole) | item (of a long list) | summary
 
     def embed_text(self, title: str) -> str:
         """What the embedder and BM25 see: title and section give the chunk its context."""
@@ -50,8 +60,34 @@ def _cells(line: str) -> list[str]:
     return [cell.strip() for cell in line.strip().strip("|").split("|")]
 
 
+def label(text: str) -> str | None:
+    """The name an item or cell starts with: its bold lead, or the words before " – " or ":".
+
+    A cut anywhere else ("Han måtte forlade Rådet, da …") could change what the text says.
+    """
+    text = _LIST_ITEM.sub("", text.strip(), count=1)
+    bold = _LEADING_BOLD.match(text)
+    if bold:
+        found = bold.group(2)
+    else:
+        end = _LABEL_END.search(text)
+        found = text[: end.start()] if end else text.rstrip(".")
+    found = found.strip(" *_")
+    if not any(c.isalpha() for c in found) or len(found.split()) > _MAX_LABEL_WORDS:
+        return None
+    return found
+
+
+def summary_of(labels: list[str | None], lead: str = "") -> str | None:
+    """One unit naming every item, when at least three items and most of them have a label."""
+    named = list(dict.fromkeys(x for x in labels if x))
+    if len(named) < 3 or len(named) * 3 < len(labels) * 2:
+        return None
+    return f"{lead} {'; '.join(named)}.".strip() if lead else f"{'; '.join(named)}."
+
+
 def flatten_tables(text: str) -> str:
-    """Rewrite Markdown tables as one self-contained line per row."""
+    """Rewrite Markdown tables as one self-contained line per row, long ones with a summary."""
     lines = text.splitlines()
     out: list[str] = []
     i = 0
@@ -59,16 +95,39 @@ def flatten_tables(text: str) -> str:
         line = lines[i]
         if line.lstrip().startswith("|") and i + 1 < len(lines) and _TABLE_RULE.match(lines[i + 1]):
             header = _cells(line)
+            rows: list[list[str]] = []
             i += 2
             while i < len(lines) and lines[i].lstrip().startswith("|"):
-                row = _cells(lines[i])
-                pairs = [f"{h}: {c}" if h else c for h, c in zip(header, row, strict=False) if c]
-                out.append("- " + "; ".join(pairs) + ".")
+                rows.append(_cells(lines[i]))
                 i += 1
+            flat = []
+            for row in rows:
+                pairs = [f"{h}: {c}" if h else c for h, c in zip(header, row, strict=False) if c]
+                flat.append("- " + "; ".join(pairs) + ".")
+            summary = (
+                _table_summary(header, rows) if len("\n".join(flat)) > _MAX_LIST_CHARS else None
+            )
+            out.extend(["", _SUMMARY_MARK + summary, ""] if summary else [""])
+            out.extend(flat)
+            out.append("")
             continue
         out.append(line)
         i += 1
     return "\n".join(out)
+
+
+def _table_summary(header: list[str], rows: list[list[str]]) -> str | None:
+    """ "Header: name; name; …." for the first column whose cells lead with a bold name.
+
+    Bold marks a row's name ("**Bikubenfonden**"); a column of dates or field names
+    ("Emne: Hvad; Formål; …") would make a summary that says nothing.
+    """
+    for col, name in enumerate(header):
+        cells = [row[col] if col < len(row) else "" for row in rows]
+        if sum(bool(_LEADING_BOLD.match(cell)) for cell in cells) * 3 < len(cells) * 2:
+            continue
+        return summary_of([label(cell) for cell in cells], f"{name}:" if name else "")
+    return None
 
 
 def sections(text: str) -> list[tuple[str, str]]:
@@ -164,21 +223,29 @@ def split_sentences(text: str) -> list[str]:
     return [s for s in sentences if s]
 
 
-def split_units(text: str) -> list[str]:
-    """Sentences, with each list (and its lead-in line) or table kept whole when short."""
-    units: list[str] = []
+def split_units(text: str) -> list[tuple[str, str]]:
+    """(unit, form) pairs: sentences, each list (with its lead-in) kept whole when short.
+
+    A long list becomes its items, preceded by its summary (or at least its lead-in).
+    """
+    units: list[tuple[str, str]] = []
     paragraph: list[str] = []
     lines = [line.rstrip() for line in text.splitlines()]
 
     def flush_paragraph() -> None:
         if paragraph:
             joined = " ".join(paragraph)
-            units.extend(split_sentences(joined))
+            units.extend((sentence, "sentence") for sentence in split_sentences(joined))
             paragraph.clear()
 
     i = 0
     while i < len(lines):
         line = lines[i]
+        if line.startswith(_SUMMARY_MARK):
+            flush_paragraph()
+            units.append((line[len(_SUMMARY_MARK) :].strip(), "summary"))
+            i += 1
+            continue
         if _LIST_ITEM.match(line):
             lead = ""
             if paragraph and paragraph[-1].endswith(":"):
@@ -192,9 +259,14 @@ def split_units(text: str) -> list[str]:
                 i += 1
             block = "\n".join([lead, *items] if lead else items)
             if len(block) <= _MAX_LIST_CHARS:
-                units.append(block)
+                units.append((block, "list" if len(items) > 1 else "item"))
             else:
-                units.extend(items)
+                summary = summary_of([label(item) for item in items], lead)
+                if summary:
+                    units.append((summary, "summary"))
+                elif lead:
+                    units.append((lead, "sentence"))
+                units.extend((item, "item") for item in items)
             continue
         if not line.strip():
             flush_paragraph()
@@ -202,25 +274,25 @@ def split_units(text: str) -> list[str]:
             paragraph.append(line.strip())
         i += 1
     flush_paragraph()
-    return [u for u in units if any(ch.isalpha() for ch in u)]
+    return [(u, form) for u, form in units if any(ch.isalpha() for ch in u)]
 
 
-def _merge_fragments(units: list[str], min_words: int = 4) -> list[str]:
+def _merge_fragments(units: list[tuple[str, str]], min_words: int = 4) -> list[tuple[str, str]]:
     """Join a fragment ("Side 2.", a stray label) to the unit after it; alone it says nothing."""
-    merged: list[str] = []
+    merged: list[tuple[str, str]] = []
     carry = ""
-    for unit in units:
+    for unit, form in units:
         unit = f"{carry} {unit}".strip() if carry else unit
         carry = ""
         if len(unit.split()) < min_words and "\n" not in unit:
             carry = unit
             continue
-        merged.append(unit)
+        merged.append((unit, form))
     if carry:
         if merged:
-            merged[-1] = f"{merged[-1]} {carry}"
+            merged[-1] = (f"{merged[-1][0]} {carry}", merged[-1][1])
         else:
-            merged.append(carry)
+            merged.append((carry, "sentence"))
     return merged
 
 
@@ -246,17 +318,17 @@ def chunk_document(
         prepared = clean_inline(flatten_tables(text))
         for section, body in sections(prepared):
             units = _merge_fragments(split_units(body))
-            for i, unit in enumerate(units):
+            for i, (unit, form) in enumerate(units):
                 if len(unit.split()) > max_words:
                     splitter = splitter or _splitter(max_words, overlap_words)
                     pieces = [p.strip() for p in splitter.split_text(unit) if p.strip()]
                 else:
                     pieces = [unit]
-                before = units[i - 1] if i > 0 else ""
-                after = units[i + 1] if i + 1 < len(units) else ""
+                before = units[i - 1][0] if i > 0 else ""
+                after = units[i + 1][0] if i + 1 < len(units) else ""
                 for piece in pieces:
                     window = "\n".join(x for x in (before, piece, after) if x)
-                    chunks.append(Chunk(piece, section, page, window))
+                    chunks.append(Chunk(piece, section, page, window, form))
     return chunks
 
 
@@ -272,6 +344,7 @@ def chunk_metadata(
         "section": chunk.section,
         "indexed_at": indexed_at,
         "window": chunk.window,
+        "form": chunk.form,
     }
     if chunk.page is not None:
         meta["page"] = chunk.page
