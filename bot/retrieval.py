@@ -104,6 +104,7 @@ class HybridRetriever:
         self.idf: Callable[[str], float] = idf_from_tokens([])
         self._row: dict[str, int] = {}
         self._doc_rows: dict[str, list[int]] = {}
+        self._position: dict[tuple[str, int], int] = {}
         self._vectors = np.zeros((0, 0), dtype=np.float32)
         self._terms: dict[str, frozenset[str]] = {}
 
@@ -135,11 +136,13 @@ class HybridRetriever:
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         chunks = [replace(c, embedding=None) for c in chunks]
         doc_rows: dict[str, list[int]] = {}
+        position: dict[tuple[str, int], int] = {}
         for i, c in enumerate(chunks):
             doc_rows.setdefault(c.metadata["doc_id"], []).append(i)
+            position[(c.metadata["doc_id"], int(c.metadata.get("chunk", 0)))] = i
         with self._lock:
             self.chunks, self._bm25, self.vocabulary, self.idf = chunks, bm25, vocabulary, idf
-            self._vectors, self._doc_rows = vectors, doc_rows
+            self._vectors, self._doc_rows, self._position = vectors, doc_rows, position
             self._row = {c.id: i for i, c in enumerate(chunks)}
             self._terms: dict[str, frozenset[str]] = {}
             self._loaded_refresh = refresh
@@ -159,6 +162,16 @@ class HybridRetriever:
             cached = frozenset(expanded_terms(text, self.vocabulary))
             self._terms[chunk_id] = cached
         return cached
+
+    def previous(self, passage: Passage) -> str | None:
+        """The text of the unit before a passage in the same section, if there is one."""
+        meta = passage.metadata
+        with self._lock:
+            chunks, position = self.chunks, self._position
+        row = position.get((meta["doc_id"], int(meta.get("chunk", 0)) - 1))
+        if row is None or chunks[row].metadata.get("section") != meta.get("section"):
+            return None
+        return chunks[row].text
 
     def ensure_fresh(self) -> None:
         """Reload when the collection was refreshed since the last load (checked every 5 s)."""

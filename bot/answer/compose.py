@@ -305,8 +305,14 @@ def _keep_typed(ranked: list[Unit], chosen: list[Unit], w: Weights) -> None:
     chosen.append(typed)
 
 
-def compose(units: list[Unit]) -> Composition:
-    """Group chosen units by document, newest document first, and number the sources."""
+def compose(
+    units: list[Unit], previous: Callable[[Passage], str | None] | None = None
+) -> Composition:
+    """Group chosen units by document, newest document first, and number the sources.
+
+    A sentence that opens with a pronoun ("It links to …", "Det henviser til …") is quoted
+    with the sentence before it (from `previous`), so that the reader knows what "it" is.
+    """
     by_doc: dict[str, list[Unit]] = {}
     for unit in units:
         by_doc.setdefault(unit.doc_id, []).append(unit)
@@ -323,8 +329,10 @@ def compose(units: list[Unit]) -> Composition:
     for n, group in enumerate(ordered, 1):
         group.sort(key=lambda u: (u.passage.metadata.get("chunk", 0), u.order))
         meta = group[0].passage.metadata
-        for unit in group:
-            lines.append(_quote_line(unit.text, n))
+        quoted = {u.text for u in group}
+        texts = [_with_antecedent(u, quoted, previous) for u in group]
+        for text in texts:
+            lines.append(_quote_line(text, n))
         citations.append(
             Citation(
                 n=n,
@@ -332,7 +340,7 @@ def compose(units: list[Unit]) -> Composition:
                 url=meta.get("source_url", ""),
                 date=meta.get("source_date", ""),
                 file=meta.get("file", ""),
-                quote=" ".join(u.text for u in group),
+                quote=" ".join(texts),
                 page=meta.get("page"),
                 section=meta.get("section", ""),
             )
@@ -340,6 +348,28 @@ def compose(units: list[Unit]) -> Composition:
     dates = {c.date for c in citations if c.date}
     languages = frozenset(u.passage.metadata.get("language", "da") for u in units)
     return Composition(lines, citations, len(dates) > 1, languages)
+
+
+# Pronouns that point back to the sentence before ("Det", "It"); a quote opening with one
+# needs that sentence to make sense.
+_ANAPHOR = re.compile(
+    r"^(det|den|dette|denne|disse|de|han|hun|hans|hendes|deres|derfor|"
+    r"it|its|this|that|these|those|they|their|he|she|his|her|therefore)\b",
+    re.IGNORECASE,
+)
+
+
+def _with_antecedent(
+    unit: Unit, quoted: set[str], previous: Callable[[Passage], str | None] | None
+) -> str:
+    if previous is None or unit.passage.metadata.get("form", "sentence") != "sentence":
+        return unit.text
+    if not _ANAPHOR.match(unit.text):
+        return unit.text
+    before = previous(unit.passage)
+    if not before or before in quoted or "\n" in before:
+        return unit.text
+    return f"{before} {unit.text}"
 
 
 def _quote_line(text: str, n: int) -> str:

@@ -208,8 +208,8 @@ class Answerer:
         if not chosen or self._weak(evidence) or ctx.query.unknown_names:
             return self._refusal(base, None)
         if chosen[0].is_absence:
-            return self._refusal(base, compose(chosen[:1]))
-        composition = compose(chosen)
+            return self._refusal(base, compose(chosen[:1], self.retriever.previous))
+        composition = compose(chosen, self.retriever.previous)
         base.text = self._render(ctx.language, composition)
         base.citations = composition.citations
         if ctx.use_llm:
