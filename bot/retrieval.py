@@ -11,7 +11,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from bot.text import Vocabulary, content_terms, expanded_terms
 log = logging.getLogger(__name__)
 
 _RRF_K = 20
+Chunks = Callable[[str, dict[str, Any]], bool]  # a test on a chunk's text and metadata
 _RECHECK_SECONDS = 5.0
 
 
@@ -105,7 +106,6 @@ class HybridRetriever:
         self._row: dict[str, int] = {}
         self._doc_rows: dict[str, list[int]] = {}
         self._position: dict[tuple[str, int], int] = {}
-        self._vectors = np.zeros((0, 0), dtype=np.float32)
         self._terms: dict[str, frozenset[str]] = {}
 
     # -- index --------------------------------------------------------------------------------
@@ -115,7 +115,7 @@ class HybridRetriever:
         import bm25s
 
         refresh = self.store.info().get("last_refresh")
-        chunks = self.store.all_chunks(embeddings=True)
+        chunks = self.store.all_chunks()
         if not chunks:
             raise IndexEmpty("The knowledge index is empty. Run `python ingest.py` first.")
         # Two generations of one document can coexist after a crashed ingest: keep the newest.
@@ -131,10 +131,6 @@ class HybridRetriever:
         idf = idf_from_tokens(
             [content_terms(f"{c.metadata.get('title', '')} {c.text}") for c in chunks]
         )
-        # Unit vectors of every chunk, to score a top document's other units (see `search`).
-        vectors = np.stack([c.embedding for c in chunks]).astype(np.float32)
-        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        chunks = [replace(c, embedding=None) for c in chunks]
         doc_rows: dict[str, list[int]] = {}
         position: dict[tuple[str, int], int] = {}
         for i, c in enumerate(chunks):
@@ -142,7 +138,7 @@ class HybridRetriever:
             position[(c.metadata["doc_id"], int(c.metadata.get("chunk", 0)))] = i
         with self._lock:
             self.chunks, self._bm25, self.vocabulary, self.idf = chunks, bm25, vocabulary, idf
-            self._vectors, self._doc_rows, self._position = vectors, doc_rows, position
+            self._doc_rows, self._position = doc_rows, position
             self._row = {c.id: i for i, c in enumerate(chunks)}
             self._terms: dict[str, frozenset[str]] = {}
             self._loaded_refresh = refresh
@@ -196,18 +192,19 @@ class HybridRetriever:
         k: int = 8,
         per_doc: int = 2,
         expand_docs: int = 0,
-        wanted: Callable[[str, dict[str, Any]], bool] | None = None,
+        near: Chunks | None = None,
+        anywhere: Chunks | None = None,
     ) -> list[Passage]:
         """The k best passages, at most per_doc from one document.
 
-        Then, marked `expanded`, every other unit of the first expand_docs documents, and every
-        chunk anywhere for which wanted(text, metadata) holds: the composer may find the answer
-        in a unit the capped search left out, such as a list's summary next to its rows.
+        Then, marked `expanded`, the other units of the first expand_docs documents for which
+        near(text, metadata) holds, and every chunk for which anywhere(text, metadata) holds:
+        the answer may be a unit the capped search left out, such as a list's summary.
         """
         self.ensure_fresh()
         with self._lock:
             chunks, bm25, row = self.chunks, self._bm25, self._row
-            vectors, doc_rows = self._vectors, self._doc_rows
+            doc_rows = self._doc_rows
         vector = self.embedder.embed_query(query.embed_text or query.text)
         dense = {c.id: sim for c, sim in self.store.query(vector, self.candidates) if c.id in row}
         lexical = _bm25_scores(bm25, query)
@@ -232,49 +229,60 @@ class HybridRetriever:
             )
             if len(passages) >= k:
                 break
-        if expand_docs or wanted:
+        if (expand_docs and near) or anywhere:
             passages += self._siblings(
-                passages, expand_docs, wanted, vector, (dense, lexical), chunks, vectors, doc_rows
+                passages, (expand_docs, near, anywhere), vector, (dense, lexical), chunks, doc_rows
             )
         return passages
 
     def _siblings(
         self,
         passages: list[Passage],
-        docs: int,
-        wanted: Callable[[str, dict[str, Any]], bool] | None,
+        wanted: tuple[int, Chunks | None, Chunks | None],
         vector: np.ndarray,
         found: tuple[dict[str, float], np.ndarray | None],
         chunks: list[StoredChunk],
-        vectors: np.ndarray,
         doc_rows: dict[str, list[int]],
     ) -> list[Passage]:
         """Units of the top documents and wanted ones, with the fused score their ranks earn."""
         dense, lexical = found
-        top_docs = list(dict.fromkeys(p.doc_id for p in passages))[:docs]
+        docs, near, anywhere = wanted
+        top_docs = list(dict.fromkeys(p.doc_id for p in passages))[:docs] if near else []
         present = {p.id for p in passages}
-        rows = [i for d in top_docs for i in doc_rows.get(d, []) if chunks[i].id not in present]
-        if wanted:
+        rows = [
+            i
+            for d in top_docs
+            for i in doc_rows.get(d, [])
+            if chunks[i].id not in present and near(chunks[i].text, chunks[i].metadata)
+        ]
+        if anywhere:
             taken = present | {chunks[i].id for i in rows}
             rows += [
-                i for i, c in enumerate(chunks) if c.id not in taken and wanted(c.text, c.metadata)
+                i
+                for i, c in enumerate(chunks)
+                if c.id not in taken and anywhere(c.text, c.metadata)
             ]
         if not rows:
             return []
-        unit = (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
-        similarities = vectors[rows] @ unit
+        # Their similarity comes from Chroma, searching among just these ids. A chunk whose
+        # vector is missing (a crashed ingest not yet repaired) gets none, and no dense rank.
+        ids = [chunks[i].id for i in rows]
+        found_sims = {c.id: sim for c, sim in self.store.query(vector, len(ids), ids=ids)}
+        similarities = [found_sims.get(chunk_id) for chunk_id in ids]
         candidate_sims = np.sort(np.fromiter(dense.values(), dtype=np.float32))[::-1]
         siblings = []
         for i, sim in zip(rows, similarities, strict=True):
             # Rank among the dense candidates, and in the BM25 order when BM25 matched at all.
-            score = self.dense_weight / (_RRF_K + int(np.sum(candidate_sims > sim)) + 1)
+            score = 0.0
+            if sim is not None:
+                score = self.dense_weight / (_RRF_K + int(np.sum(candidate_sims > sim)) + 1)
             lex = float(lexical[i]) if lexical is not None else 0.0
             if lex > 0 and self.dense_weight < 1.0:
                 rank = int(np.sum(lexical > lex))
                 score += (1 - self.dense_weight) / (_RRF_K + rank + 1)
             siblings.append(
                 Passage(
-                    chunks[i].id, chunks[i].text, chunks[i].metadata, score, float(sim), lex, True
+                    chunks[i].id, chunks[i].text, chunks[i].metadata, score, sim or 0.0, lex, True
                 )
             )
         return siblings

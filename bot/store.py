@@ -34,7 +34,6 @@ class StoredChunk:
     id: str
     text: str
     metadata: dict[str, Any]
-    embedding: np.ndarray | None = None
 
 
 @dataclass
@@ -188,16 +187,12 @@ class KnowledgeStore:
             version.metadata = meta
         return dict(docs)
 
-    def all_chunks(self, embeddings: bool = False) -> list[StoredChunk]:
-        """Every chunk with text and metadata (for BM25 and listings), optionally its vector."""
-        include = ["documents", "metadatas", *(["embeddings"] if embeddings else [])]
-        got = self._call(self.collection.get, include=include)
-        vectors = got["embeddings"] if embeddings else [None] * len(got["ids"])
+    def all_chunks(self) -> list[StoredChunk]:
+        """Every chunk with text and metadata (for BM25 and listings)."""
+        got = self._call(self.collection.get, include=["documents", "metadatas"])
         return [
-            StoredChunk(i, d, m, None if v is None else np.asarray(v, dtype=np.float32))
-            for i, d, m, v in zip(
-                got["ids"], got["documents"], got["metadatas"], vectors, strict=True
-            )
+            StoredChunk(i, d, m)
+            for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
         ]
 
     def upsert(
@@ -222,14 +217,17 @@ class KnowledgeStore:
         for start in range(0, len(ids), _BATCH):
             self._call(self.collection.delete, ids=ids[start : start + _BATCH])
 
-    def query(self, embedding: np.ndarray, k: int) -> list[tuple[StoredChunk, float]]:
-        """The k nearest chunks with cosine similarity (1 - distance)."""
-        k = min(k, max(self.count(), 1))
+    def query(
+        self, embedding: np.ndarray, k: int, ids: Sequence[str] | None = None
+    ) -> list[tuple[StoredChunk, float]]:
+        """The k nearest chunks with cosine similarity (1 - distance), optionally among ids."""
+        k = min(k, max(len(ids) if ids else self.count(), 1))
         got = self._call(
             self.collection.query,
             query_embeddings=[embedding.tolist()],
             n_results=k,
             include=["documents", "metadatas", "distances"],
+            **({"ids": list(ids)} if ids else {}),
         )
         return [
             (StoredChunk(i, d, m), 1.0 - float(dist))

@@ -43,7 +43,7 @@ class AnswerType:
     """What kind of unit a question asks for, read from its first words."""
 
     number: bool = False  # how many / how much / when
-    focus: str | None = None  # stem of what a "which …" question lists
+    focus: frozenset[str] = frozenset()  # stems naming what a "which …" question lists
     address: bool = False  # how can I / where do we … : a link or an address
 
     @classmethod
@@ -67,14 +67,20 @@ class AnswerType:
             return False
         lead = text.split("\n", 1)[0].split(":", 1)[0]
         heading = metadata.get("section", "").split(" › ")[-1]
-        return self.focus in _label_terms(lead, heading)
+        return bool(self.focus & _label_terms(lead, heading))
 
     def addresses(self, text: str) -> bool:
         return self.address and bool(_ADDRESS.search(text))
 
+    def __bool__(self) -> bool:
+        return bool(self.focus or self.address)
+
+    def fits(self, text: str, metadata: dict) -> bool:
+        """Whether a text is what the question asks for (a list of the focus, or a way in)."""
+        return self.lists(text, metadata) or self.addresses(text)
+
     def matches(self, unit: Unit) -> bool:
-        """Whether a unit is what the question asks for (a list of the focus, or a way in)."""
-        return self.lists(unit.text, unit.passage.metadata) or self.addresses(unit.text)
+        return self.fits(unit.text, unit.passage.metadata)
 
 
 def _names_items(text: str) -> bool:
@@ -89,11 +95,15 @@ def _label_terms(lead: str, heading: str) -> frozenset[str]:
     return frozenset(content_terms(f"{lead} {heading}"))
 
 
-def enumerated(question: str) -> str | None:
-    """Stem of what a "which …" question asks to list ("Hvilke fonde er med?" → fond)."""
+def enumerated(question: str) -> frozenset[str]:
+    """Stems of what a "which …" question asks to list: the first two words after "which".
+
+    "Hvilke fonde er med?" → {fond}; "Which social investments …" → {social, investment}.
+    Without a part-of-speech tagger the noun may be either word ("fonde samarbejder").
+    """
     match = _ENUMERATION.match(question)
     if not match:
-        return None
+        return frozenset()
     phrase: list[str] = []
     for word in words(question[match.end() :]):
         if word in STOPWORDS:
@@ -101,7 +111,7 @@ def enumerated(question: str) -> str | None:
                 break
             continue
         phrase.append(word)
-    return stem(phrase[-1]) if phrase else None
+    return frozenset(stem(word) for word in phrase[:2])
 
 
 # "Our sources do not say …": a negation and a reference to the sources in one sentence, or a
@@ -375,4 +385,5 @@ def _with_antecedent(
 def _quote_line(text: str, n: int) -> str:
     if "\n" in text:
         return f"{text} [{n}]"
-    return f"• {text} [{n}]"
+    # One item of a list or a table row: its own marker would double the bullet ("• - …").
+    return f"• {_LIST_ITEM.sub('', text, count=1)} [{n}]"

@@ -178,9 +178,11 @@ class Answerer:
             ctx.query,
             k=self.settings.retrieve_k,
             per_doc=4,
+            # Units of the asked type from the top documents (a link for "how can we …"),
+            # and lists of what a "which …" question asks for from any document.
             expand_docs=self.settings.expand_docs,
-            # Lists of what a "which …" question asks for, from any document.
-            wanted=asked.lists if asked.focus else None,
+            near=asked.fits if asked else None,
+            anywhere=asked.lists if asked.focus else None,
         )
         self.memory.remember(ctx.chat_id, ctx.query.text)
         ctx.timings["retrieve"] = (time.perf_counter() - started) * 1000
