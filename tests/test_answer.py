@@ -182,3 +182,54 @@ def test_citations_are_valid_over_the_whole_public_set(answerer):
     assert overall["fact_accuracy"] >= 0.8
     assert overall["refusal_accuracy"] >= 0.85
     assert overall["false_refusals"] <= 0.08
+
+
+# -- answer types: "which …" wants the list, "how can we …" wants the way in -----------------
+
+
+@pytest.mark.parametrize(
+    ("question", "names"),
+    [
+        ("Hvilke fonde samarbejder Rådet med?", ["Bikubenfonden", "Lauritzen Fonden"]),
+        (
+            "Which investments has the Council made?",
+            ["Housing First", "Lær for Livet", "UngiFokus"],
+        ),
+    ],
+)
+def test_a_which_question_is_answered_with_the_whole_list(answerer, question, names):
+    answer = answerer.ask(question)
+    assert not answer.refused, answer.text
+    for name in names:
+        assert name in answer.text
+    assert_valid_citations(answer)
+
+
+def test_a_how_can_we_question_gets_the_link_to_use(answerer):
+    answer = answerer.ask("Where can we send an idea for a social investment?")
+    assert not answer.refused, answer.text
+    assert "https://aarhus.dk/" in answer.text
+    assert_valid_citations(answer)
+
+
+def test_a_sentence_opening_with_a_pronoun_is_quoted_with_the_one_before(answerer):
+    answer = answerer.ask("How can my organisation pitch an idea to the council?")
+    quotes = [line for line in answer.text.splitlines() if line.startswith("• ")]
+    assert quotes
+    assert not [q for q in quotes if re.match(r"• (It|This|They|That)\b", q)], answer.text
+
+
+def test_list_items_are_quoted_with_one_bullet(answerer):
+    for question in ("Hvilke fonde samarbejder Rådet med?", "Hvad skal en god idé leve op til?"):
+        answer = answerer.ask(question)
+        assert not re.search(r"^• (-|\d+\.) ", answer.text, re.MULTILINE), answer.text
+
+
+def test_english_words_are_not_corrected_into_danish_ones(answerer):
+    from bot.retrieval import Query
+
+    vocabulary = answerer.retriever.vocabulary
+    query = Query.from_text("Which projects has the council started?", "", vocabulary, "en")
+    assert "started" in query.embed_text
+    # Danish spelling is still corrected against the (much larger) Danish vocabulary.
+    assert vocabulary.correct("bikubenfondn", language="da") == "bikubenfonden"
