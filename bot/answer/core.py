@@ -251,8 +251,11 @@ class Answerer:
 
     def _weak(self, evidence: dict[str, float]) -> bool:
         return (
-            evidence["dense"] < self.settings.refusal_min_similarity
-            or evidence["coverage"] < self.settings.refusal_min_coverage
+            evidence["coverage"] < self.settings.refusal_min_coverage
+            or (
+                evidence["dense"] < self.settings.refusal_min_similarity
+                and evidence["coverage"] < self.settings.refusal_min_coverage_dissimilar
+            )
         )
 
     def _render(self, language: str, composition: Composition) -> str:
