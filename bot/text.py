@@ -38,6 +38,7 @@ STOPWORDS = (
         "lang",
         "stor",
         "store",
+        "stort",
         "big",
         "long",
         "egentlig",
