@@ -120,6 +120,8 @@ def enumerated(question: str) -> frozenset[str]:
 _NEGATION = re.compile(r"\b(ikke|ingen|intet|not|no|none|never|cannot|can't|don't|doesn't)\b", re.I)
 _SOURCES = re.compile(r"\b(kilde\w*|samling\w*|materiale\w*|sources?|material|collection)\b", re.I)
 _WE = re.compile(r"\b(vi|vores|we|our|us)\b", re.I)
+# "Der er ikke fundet resultater", "No results have been found": a search that came up empty.
+_FOUND = re.compile(r"\b(fundet|oplyst|kendt|found|known|stated)\b", re.I)
 _GAP_HEADING = re.compile(
     r"\b(ikke|not)\b.*\b(ved|vide|fundet|finde|kilde\w*|know\w*|found|sources?)\b", re.I
 )
@@ -132,7 +134,8 @@ def is_absence(text: str, section: str = "") -> bool:
         return True
     sentences = [x for x in re.split(r"(?<=[.!?])\s+|\n", text) if any(c.isalpha() for c in x)]
     return bool(sentences) and all(
-        _NEGATION.search(sentence) and (_SOURCES.search(sentence) or _WE.search(sentence))
+        _NEGATION.search(sentence)
+        and (_SOURCES.search(sentence) or _WE.search(sentence) or _FOUND.search(sentence))
         for sentence in sentences
     )
 
