@@ -219,6 +219,15 @@ def test_a_sentence_opening_with_a_pronoun_is_quoted_with_the_one_before(answere
     assert not [q for q in quotes if re.match(r"• (It|This|They|That)\b", q)], answer.text
 
 
+def test_an_article_is_not_mistaken_for_a_pronoun():
+    from bot.answer.compose import _ANAPHOR
+
+    assert _ANAPHOR.match("Det henviser til en særskilt underside.")
+    assert _ANAPHOR.match("It links to a separate page.")
+    assert not _ANAPHOR.match("Den sociale investeringsfond blev etableret i 2020.")
+    assert not _ANAPHOR.match("De ni investeringer forventes at gavne 1.450 borgere.")
+
+
 def test_list_items_are_quoted_with_one_bullet(answerer):
     for question in ("Hvilke fonde samarbejder Rådet med?", "Hvad skal en god idé leve op til?"):
         answer = answerer.ask(question)

@@ -363,11 +363,14 @@ def compose(
     return Composition(lines, citations, len(dates) > 1, languages)
 
 
-# Pronouns that point back to the sentence before ("Det", "It"); a quote opening with one
-# needs that sentence to make sense.
+# Pronouns that point back to the sentence before ("It links to …", "Det henviser til …"); a
+# quote opening with one needs that sentence. Danish "den/det/de" are pronouns only before a
+# verb ("Det henviser"); before a noun they are articles ("Den sociale investeringsfond").
 _ANAPHOR = re.compile(
-    r"^(det|den|dette|denne|disse|de|han|hun|hans|hendes|deres|derfor|"
-    r"it|its|this|that|these|those|they|their|he|she|his|her|therefore)\b",
+    r"^(?:(?:dette|denne|disse|han|hun|hans|hendes|deres|derfor|"
+    r"it|its|this|that|these|those|they|their|he|she|his|her|therefore)\b"
+    r"|(?:det|den|de)\s+(?:er|var|har|havde|blev|bliver|kan|skal|vil|må|henviser|gælder|"
+    r"betyder|handler|viser|består|indeholder|omfatter|nævner)\b)",
     re.IGNORECASE,
 )
 
