@@ -40,6 +40,8 @@ test: lint
 
 eval: index
 	$(BIN)/python -m bot eval eval/questions.jsonl
+	# The team's own dev set: paraphrases and near misses, used to calibrate refusals.
+	$(BIN)/python -m bot eval eval/dev.jsonl
 
 bench: index
 	$(BIN)/python -m benchmarks.run

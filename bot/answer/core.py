@@ -250,12 +250,9 @@ class Answerer:
         answer.generated = True
 
     def _weak(self, evidence: dict[str, float]) -> bool:
-        return (
-            evidence["coverage"] < self.settings.refusal_min_coverage
-            or (
-                evidence["dense"] < self.settings.refusal_min_similarity
-                and evidence["coverage"] < self.settings.refusal_min_coverage_dissimilar
-            )
+        return evidence["coverage"] < self.settings.refusal_min_coverage or (
+            evidence["dense"] < self.settings.refusal_min_similarity
+            and evidence["coverage"] < self.settings.refusal_min_coverage_dissimilar
         )
 
     def _render(self, language: str, composition: Composition) -> str:
