@@ -242,3 +242,11 @@ def test_english_words_are_not_corrected_into_danish_ones(answerer):
     assert "started" in query.embed_text
     # Danish spelling is still corrected against the (much larger) Danish vocabulary.
     assert vocabulary.correct("bikubenfondn", language="da") == "bikubenfonden"
+
+
+def test_a_strong_danish_verb_is_matched_by_its_infinitive(answerer):
+    from bot.text import danish_lemma
+
+    assert danish_lemma("forlod") == "forlade" and danish_lemma("blod") is None
+    answer = answerer.ask("Hvorfor forlod Steffen Rasmussen Rådet?")
+    assert not answer.refused and "Lind Foundation" in answer.text
