@@ -248,5 +248,5 @@ def test_a_strong_danish_verb_is_matched_by_its_infinitive(answerer):
     from bot.text import danish_lemma
 
     assert danish_lemma("forlod") == "forlade" and danish_lemma("blod") is None
-    answer = answerer.ask("Hvorfor forlod Steffen Rasmussen Rådet?")
+    answer = answerer.ask("Hvornår forlod Steffen Rasmussen Rådet, og hvorfor?")
     assert not answer.refused and "Lind Foundation" in answer.text
