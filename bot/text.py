@@ -273,11 +273,17 @@ class Vocabulary:
         outweigh the rest of the question just by having three words.
         """
         terms: list[tuple[str, float]] = []
-        for group in _name_groups(text)[0]:
+        groups = _name_groups(text)[0]
+        verb = 1 if len(groups) > 2 and groups[0][0] in _QUESTION_WORDS else -1
+        for i, group in enumerate(groups):
             group_terms: list[tuple[str, float]] = []
             for word in group:
                 group_terms.extend(self._word_terms(word, language))
             share = 1.0 / len(group_terms) if len(group) > 1 and group_terms else 1.0
+            if i == verb and len(group) == 1 and stem(group[0]) not in self._stems:
+                # The verb after a question word ("Hvad sker …", "Who sits …") says how, not
+                # what: unknown to the material, it is a paraphrase more often than a topic.
+                share *= _VERB_WEIGHT
             terms.extend((term, weight * share) for term, weight in group_terms)
         return terms
 
@@ -396,6 +402,27 @@ def _name_groups(text: str) -> tuple[list[list[str]], list[str]]:
 
 
 _UNKNOWN_WEIGHT = 1.0
+_VERB_WEIGHT = 0.5  # measured on both eval sets: 0.5 and 0.3 alike; 0.0 answered a near miss
+_QUESTION_WORDS = frozenset(
+    {
+        "hvad",
+        "hvem",
+        "hvor",
+        "hvornår",
+        "hvorfor",
+        "hvordan",
+        "hvilke",
+        "hvilken",
+        "hvilket",
+        "what",
+        "who",
+        "where",
+        "when",
+        "why",
+        "how",
+        "which",
+    }
+)
 # Past tense → infinitive of common strong and irregular Danish verbs (longest forms first).
 _STRONG_PAST = sorted(
     {
