@@ -280,7 +280,7 @@ class Vocabulary:
             for word in group:
                 group_terms.extend(self._word_terms(word, language))
             share = 1.0 / len(group_terms) if len(group) > 1 and group_terms else 1.0
-            if i == verb and len(group) == 1 and stem(group[0]) not in self._stems:
+            if i == verb and all(term not in self._stems for term, _ in group_terms):
                 # The verb after a question word ("Hvad sker …", "Who sits …") says how, not
                 # what: unknown to the material, it is a paraphrase more often than a topic.
                 share *= _VERB_WEIGHT
