@@ -4,8 +4,9 @@ Units are sentences; a list (with the line that introduces it) or a table row st
 Each unit is scored by how much of the question's weighted terms it covers (IDF-weighted,
 with its section heading as context) and by the rank of its passage. The best 1-4
 non-redundant units are kept. To show disagreement or change over time, the best unit of a
-second, differently dated document is added when it is nearly as good. Sources are ordered
-newest first and numbered in that order.
+second, differently dated document is added when it is nearly as good, and the best unit of
+the type the question asks for (`bot.answer.intent`: a list, a link) when it scores close
+enough. Sources are ordered newest first and numbered in that order.
 """
 
 from __future__ import annotations
@@ -13,105 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
+from bot.answer.intent import LIST_ITEM, AnswerType
 from bot.answer.models import Citation
 from bot.retrieval import Passage, Query
-from bot.text import STOPWORDS, content_terms, stem, words
+from bot.text import content_terms
 
-_QUANTITY = re.compile(
-    r"^\s*(hvor (mange|meget|stor|store|længe|gammel)|hvornår|hvilket år|how (many|much|big|large|long|old)|when|what year)\b",
-    re.IGNORECASE,
-)
 _NUMBERS = re.compile(r"\d+(?:[.,]\d+)*")
-# Answer types beyond quantities: "which …" wants a list; "how can I/we …" wants a way in.
-_ENUMERATION = re.compile(r"^\s*(hvilke|which|list|nævn|name)\b", re.IGNORECASE)
-_PROCEDURE = re.compile(
-    r"^\s*(hvordan|hvor|hvem)\s+(kan|skal|må)\s+(jeg|vi|man|min|mit|vores)\b"
-    r"|^\s*(how|where|who)\s+(can|do|does|should|may)\s+(i|we|my|our|one)\b"
-    r"|\bhow to\b",
-    re.IGNORECASE,
-)
-_ADDRESS = re.compile(r"https?://|\bwww\.|\b[\w-]+\.(?:dk|com|org|net|eu)\b|\S@\S")
-_ENUMERATING_FORMS = frozenset({"list", "summary"})
-_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
-_NAME_WORDS = 8
-
-
-@dataclass(frozen=True)
-class AnswerType:
-    """What kind of unit a question asks for, read from its first words."""
-
-    number: bool = False  # how many / how much / when
-    focus: frozenset[str] = frozenset()  # stems naming what a "which …" question lists
-    address: bool = False  # how can I / where do we … : a link or an address
-
-    @classmethod
-    def of(cls, question: str) -> AnswerType:
-        return cls(
-            number=bool(_QUANTITY.match(question)),
-            focus=enumerated(question),
-            address=bool(_PROCEDURE.search(question)),
-        )
-
-    def lists(self, text: str, metadata: dict) -> bool:
-        """A list, or a list's summary, labelled as a list of the focus.
-
-        The label is the unit's lead-in or table header (before its first colon) and its
-        heading: "Partner: A; B; C" under "Fonde og investorer" lists funds.
-        """
-        form = metadata.get("form")
-        if not self.focus or form not in _ENUMERATING_FORMS:
-            return False
-        if form == "list" and not _names_items(text):
-            return False
-        lead = text.split("\n", 1)[0].split(":", 1)[0]
-        heading = metadata.get("section", "").split(" › ")[-1]
-        return bool(self.focus & _label_terms(lead, heading))
-
-    def addresses(self, text: str) -> bool:
-        return self.address and bool(_ADDRESS.search(text))
-
-    def __bool__(self) -> bool:
-        return bool(self.focus or self.address)
-
-    def fits(self, text: str, metadata: dict) -> bool:
-        """Whether a text is what the question asks for (a list of the focus, or a way in)."""
-        return self.lists(text, metadata) or self.addresses(text)
-
-    def matches(self, unit: Unit) -> bool:
-        return self.fits(unit.text, unit.passage.metadata)
-
-
-def _names_items(text: str) -> bool:
-    """Whether most items of a list are short, like names ("- Bikubenfonden"), not sentences."""
-    items = [line for line in text.splitlines() if _LIST_ITEM.match(line)]
-    short = [i for i in items if len(i.split()) <= _NAME_WORDS + 1]
-    return len(items) >= 2 and len(short) * 3 >= len(items) * 2
-
-
-@lru_cache(maxsize=4096)
-def _label_terms(lead: str, heading: str) -> frozenset[str]:
-    return frozenset(content_terms(f"{lead} {heading}"))
-
-
-def enumerated(question: str) -> frozenset[str]:
-    """Stems of what a "which …" question asks to list: the first two words after "which".
-
-    "Hvilke fonde er med?" → {fond}; "Which social investments …" → {social, investment}.
-    Without a part-of-speech tagger the noun may be either word ("fonde samarbejder").
-    """
-    match = _ENUMERATION.match(question)
-    if not match:
-        return frozenset()
-    phrase: list[str] = []
-    for word in words(question[match.end() :]):
-        if word in STOPWORDS:
-            if phrase:
-                break
-            continue
-        phrase.append(word)
-    return frozenset(stem(word) for word in phrase[:2])
 
 
 # "Our sources do not say …": a negation and a reference to the sources in one sentence, or a
@@ -197,7 +106,7 @@ def make_units(
             terms_of(passage.id, passage.text),
             context,
         )
-        if not passage.expanded or asked.matches(unit):
+        if not passage.expanded or asked.fits(unit.text, unit.passage.metadata):
             units.append(unit)
     return units
 
@@ -241,7 +150,7 @@ def score_units(
         dense_rel = max(0.0, 1.0 - (top_dense - dense) / w.dense_band) if dense else 0.0
         length_penalty = 1.0 / (1.0 + max(0, len(unit.terms) - 40) / 80)
         has_new_number = bool(set(_NUMBERS.findall(unit.text)) - asked_numbers)
-        unit.typed = asked.matches(unit)
+        unit.typed = asked.fits(unit.text, unit.passage.metadata)
         unit.score = (
             w.coverage * unit.coverage * length_penalty
             + w.dense * dense_rel
@@ -392,4 +301,4 @@ def _quote_line(text: str, n: int) -> str:
     if "\n" in text:
         return f"{text} [{n}]"
     # One item of a list or a table row: its own marker would double the bullet ("• - …").
-    return f"• {_LIST_ITEM.sub('', text, count=1)} [{n}]"
+    return f"• {LIST_ITEM.sub('', text, count=1)} [{n}]"

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from bot.answer import guard
 from bot.answer.compose import (
-    AnswerType,
     Composition,
     compose,
     make_units,
@@ -23,6 +22,7 @@ from bot.answer.compose import (
     select_units,
 )
 from bot.answer.followup import ConversationMemory
+from bot.answer.intent import AnswerType
 from bot.answer.language import detect
 from bot.answer.llm import LLMComposer, Source
 from bot.answer.messages import text_for
