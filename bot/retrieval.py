@@ -24,7 +24,7 @@ from bot.text import Vocabulary, content_terms, expanded_terms
 log = logging.getLogger(__name__)
 
 _RRF_K = 20
-Chunks = Callable[[str, dict[str, Any]], bool]  # a test on a chunk's text and metadata
+ChunkTest = Callable[[str, dict[str, Any]], bool]  # a test on a chunk's text and metadata
 _RECHECK_SECONDS = 5.0
 
 
@@ -192,8 +192,8 @@ class HybridRetriever:
         k: int = 8,
         per_doc: int = 2,
         expand_docs: int = 0,
-        near: Chunks | None = None,
-        anywhere: Chunks | None = None,
+        near: ChunkTest | None = None,
+        anywhere: ChunkTest | None = None,
     ) -> list[Passage]:
         """The k best passages, at most per_doc from one document.
 
@@ -238,7 +238,7 @@ class HybridRetriever:
     def _siblings(
         self,
         passages: list[Passage],
-        wanted: tuple[int, Chunks | None, Chunks | None],
+        wanted: tuple[int, ChunkTest | None, ChunkTest | None],
         vector: np.ndarray,
         found: tuple[dict[str, float], np.ndarray | None],
         chunks: list[StoredChunk],
