@@ -75,7 +75,6 @@ class Passage:
     score: float
     dense: float
     lexical: float
-    expanded: bool = False  # another unit of a top document, not a search hit itself
 
     @property
     def doc_id(self) -> str:
@@ -197,7 +196,7 @@ class HybridRetriever:
     ) -> list[Passage]:
         """The k best passages, at most per_doc from one document.
 
-        Then, marked `expanded`, the other units of the first expand_docs documents for which
+        Then the other units of the first expand_docs documents for which
         near(text, metadata) holds, and every chunk for which anywhere(text, metadata) holds:
         the answer may be a unit the capped search left out, such as a list's summary.
         """
@@ -281,9 +280,7 @@ class HybridRetriever:
                 rank = int(np.sum(lexical > lex))
                 score += (1 - self.dense_weight) / (_RRF_K + rank + 1)
             siblings.append(
-                Passage(
-                    chunks[i].id, chunks[i].text, chunks[i].metadata, score, sim or 0.0, lex, True
-                )
+                Passage(chunks[i].id, chunks[i].text, chunks[i].metadata, score, sim or 0.0, lex)
             )
         return siblings
 

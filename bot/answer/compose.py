@@ -82,32 +82,25 @@ class Composition:
 
 
 def make_units(
-    passages: list[Passage],
-    terms_of: Callable[[str, str], frozenset[str]] | None = None,
-    asked: AnswerType | None = None,
+    passages: list[Passage], terms_of: Callable[[str, str], frozenset[str]] | None = None
 ) -> list[Unit]:
-    """One quotable unit per retrieved passage (passages are sentence-level chunks).
-
-    A passage that only came along with its document (`expanded`) becomes a unit when it is
-    of the asked answer type: a list of the asked things, or a link for "how can we …".
-    """
+    """One quotable unit per retrieved passage (passages are sentence-level chunks)."""
     terms_of = terms_of or (lambda _id, text: frozenset(content_terms(text)))
-    asked = asked or AnswerType()
     units = []
     for passage in passages:
         meta = passage.metadata
         # Title, heading and the neighbouring sentences give a unit its context.
         around = f"{meta.get('title', '')} {meta.get('section', '')} {meta.get('window', '')}"
         context = frozenset(content_terms(around))
-        unit = Unit(
-            passage.text,
-            passage,
-            int(meta.get("chunk", 0)),
-            terms_of(passage.id, passage.text),
-            context,
+        units.append(
+            Unit(
+                passage.text,
+                passage,
+                int(meta.get("chunk", 0)),
+                terms_of(passage.id, passage.text),
+                context,
+            )
         )
-        if not passage.expanded or asked.fits(unit.text, unit.passage.metadata):
-            units.append(unit)
     return units
 
 
@@ -131,14 +124,18 @@ class Weights:
 
 
 def score_units(
-    units: list[Unit], query: Query, idf: Callable[[str], float], w: Weights = Weights()
+    units: list[Unit],
+    query: Query,
+    idf: Callable[[str], float],
+    w: Weights = Weights(),
+    asked: AnswerType | None = None,
 ) -> None:
     """Score every unit in place: term coverage, semantic similarity, retrieval rank, answer type."""
     weights = {t: wt * idf(t) for t, wt in query.weights().items()}
     total = sum(weights.values()) or 1.0
     top_dense = max((u.passage.dense for u in units), default=0.0)
     top_fused = max((u.passage.score for u in units), default=0.0) or 1.0
-    asked = AnswerType.of(query.text)
+    asked = asked or AnswerType.of(query.text)
     asked_numbers = set(_NUMBERS.findall(query.text))
     for unit in units:
         own = sum(wt for t, wt in weights.items() if t in unit.terms)

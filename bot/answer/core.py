@@ -49,6 +49,7 @@ class Context:
     notice: str = ""
     use_llm: bool = True
     query: Query | None = None
+    asked: AnswerType = field(default_factory=AnswerType)
     passages: list[Passage] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -173,7 +174,7 @@ class Answerer:
                 ctx.query = Query.from_text(condensed, "", self.retriever.vocabulary, ctx.language)
             except LLMError as exc:
                 log.info("llm: condensing failed (%s); using the rule-based expansion", exc)
-        asked = AnswerType.of(ctx.query.text)
+        ctx.asked = asked = AnswerType.of(ctx.query.text)
         ctx.passages = self.retriever.search(
             ctx.query,
             k=self.settings.retrieve_k,
@@ -188,8 +189,8 @@ class Answerer:
         ctx.timings["retrieve"] = (time.perf_counter() - started) * 1000
 
     def _compose(self, ctx: Context) -> Answer:
-        units = make_units(ctx.passages, self.retriever.unit_terms, AnswerType.of(ctx.query.text))
-        score_units(units, ctx.query, self.retriever.idf)
+        units = make_units(ctx.passages, self.retriever.unit_terms)
+        score_units(units, ctx.query, self.retriever.idf, asked=ctx.asked)
         chosen = select_units(units)
         evidence = {
             "dense": max((p.dense for p in ctx.passages), default=0.0),

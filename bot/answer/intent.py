@@ -73,7 +73,7 @@ class AnswerType:
 
 
 def _names_items(text: str) -> bool:
-    """Whether most items of a list are short, like names ("- Bikubenfonden"), not sentences."""
+    """Whether most items of a list are short, like names ("- Alfa Fonden"), not sentences."""
     items = [line for line in text.splitlines() if LIST_ITEM.match(line)]
     short = [i for i in items if len(i.split()) <= _NAME_WORDS + 1]
     return len(items) >= 2 and len(short) * 3 >= len(items) * 2

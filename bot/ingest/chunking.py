@@ -119,7 +119,7 @@ def flatten_tables(text: str) -> str:
 def _table_summary(header: list[str], rows: list[list[str]]) -> str | None:
     """ "Header: name; name; …." for the first column whose cells lead with a bold name.
 
-    Bold marks a row's name ("**Bikubenfonden**"); a column of dates or field names
+    Bold marks a row's name ("**Alfa Fonden**"); a column of dates or field names
     ("Emne: Hvad; Formål; …") would make a summary that says nothing.
     """
     for col, name in enumerate(header):
