@@ -239,6 +239,11 @@ def expanded_terms(text: str, vocabulary: Vocabulary) -> list[str]:
     return out
 
 
+# A list item's marker ("- ", "• ", "3. "), as Markdown and the chunker write it.
+LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+# The longest a name is taken to be, in words (a row name, a list item's label).
+MAX_NAME_WORDS = 8
+
 _RAW_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+", re.UNICODE)
 
 

@@ -15,10 +15,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.answer.intent import LIST_ITEM, AnswerType
+from bot.answer.intent import AnswerType
 from bot.answer.models import Citation
 from bot.retrieval import Passage, Query
-from bot.text import content_terms
+from bot.text import LIST_ITEM, content_terms
 
 _NUMBERS = re.compile(r"\d+(?:[.,]\d+)*")
 

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from bot.text import STOPWORDS, content_terms, stem, words
+from bot.text import LIST_ITEM, MAX_NAME_WORDS, STOPWORDS, content_terms, stem, words
 
 _QUANTITY = re.compile(
     r"^\s*(hvor (mange|meget|stor|store|længe|gammel)|hvornår|hvilket år|how (many|much|big|large|long|old)|when|what year)\b",
@@ -26,8 +26,6 @@ _PROCEDURE = re.compile(
 )
 _ADDRESS = re.compile(r"https?://|\bwww\.|\b[\w-]+\.(?:dk|com|org|net|eu)\b|\S@\S")
 _ENUMERATING_FORMS = frozenset({"list", "summary"})
-LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
-_NAME_WORDS = 8
 
 
 @dataclass(frozen=True)
@@ -75,7 +73,7 @@ class AnswerType:
 def _names_items(text: str) -> bool:
     """Whether most items of a list are short, like names ("- Alfa Fonden"), not sentences."""
     items = [line for line in text.splitlines() if LIST_ITEM.match(line)]
-    short = [i for i in items if len(i.split()) <= _NAME_WORDS + 1]
+    short = [i for i in items if len(i.split()) <= MAX_NAME_WORDS + 1]
     return len(items) >= 2 and len(short) * 3 >= len(items) * 2
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.ingest.loaders import SourceDocument
+from bot.text import LIST_ITEM, MAX_NAME_WORDS
 
 CHUNKER_VERSION = "8"
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
@@ -24,11 +25,9 @@ _TABLE_RULE = re.compile(r"^\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 _LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
 _EMPHASIS = re.compile(r"(\*\*|__)(.+?)\1")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“«(]?[A-ZÆØÅ0-9])")
-_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 _MAX_LIST_CHARS = 700
 _LABEL_END = re.compile(r"\s[–—-]\s|:\s")
 _LEADING_BOLD = re.compile(r"^(\*\*|__)(.+?)\1")
-_MAX_LABEL_WORDS = 8
 # Marks a table's summary line between flatten_tables and split_units (never stored).
 _SUMMARY_MARK = "\u2063"
 
@@ -65,7 +64,7 @@ def label(text: str) -> str | None:
 
     A cut anywhere else ("Han måtte forlade Rådet, da …") could change what the text says.
     """
-    text = _LIST_ITEM.sub("", text.strip(), count=1)
+    text = LIST_ITEM.sub("", text.strip(), count=1)
     bold = _LEADING_BOLD.match(text)
     if bold:
         found = bold.group(2)
@@ -73,7 +72,7 @@ def label(text: str) -> str | None:
         end = _LABEL_END.search(text)
         found = text[: end.start()] if end else text.rstrip(".")
     found = found.strip(" *_")
-    if not any(c.isalpha() for c in found) or len(found.split()) > _MAX_LABEL_WORDS:
+    if not any(c.isalpha() for c in found) or len(found.split()) > MAX_NAME_WORDS:
         return None
     return found
 
@@ -246,14 +245,14 @@ def split_units(text: str) -> list[tuple[str, str]]:
             units.append((line[len(_SUMMARY_MARK) :].strip(), "summary"))
             i += 1
             continue
-        if _LIST_ITEM.match(line):
+        if LIST_ITEM.match(line):
             lead = ""
             if paragraph and paragraph[-1].endswith(":"):
                 lead = paragraph.pop()
             flush_paragraph()
             items = []
             while i < len(lines) and (
-                _LIST_ITEM.match(lines[i]) or (items and lines[i].startswith("  "))
+                LIST_ITEM.match(lines[i]) or (items and lines[i].startswith("  "))
             ):
                 items.append(lines[i].strip())
                 i += 1
