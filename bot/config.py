@@ -50,17 +50,10 @@ class Settings(BaseSettings):
 
     # Answering
     max_question_chars: int = 1000
-    retrieve_k: int = 16
-    # The composer also weighs every other unit of this many top documents (0 turns it off).
+    # The fitted ranker and refusal gate (`make train`); default: bot/answer/params.json.
+    answer_params: Path | None = None
+    # The ranker also weighs every other unit of this many top documents (0 turns it off).
     expand_docs: int = 2
-    dense_weight: float = 0.5
-    # Calibrated on eval/questions.jsonl and eval/dev.jsonl (see the README). An answer must
-    # cover at least refusal_min_coverage of the question's weighted words; when its semantic
-    # similarity is below refusal_min_similarity (short English questions often are), it must
-    # cover at least refusal_min_coverage_dissimilar.
-    refusal_min_similarity: float = 0.85
-    refusal_min_coverage: float = 0.4
-    refusal_min_coverage_dissimilar: float = 0.65
     memory_turns: int = 3
     memory_ttl_seconds: int = 1800
 

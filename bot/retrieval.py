@@ -75,6 +75,7 @@ class Passage:
     score: float
     dense: float
     lexical: float
+    signals: dict[str, float] = field(default_factory=dict)  # ranks and neighbours (`pool`)
 
     @property
     def doc_id(self) -> str:
@@ -88,13 +89,9 @@ class HybridRetriever:
         self,
         store: KnowledgeStore,
         embedder: Embedder,
-        dense_weight: float = 0.7,
-        candidates: int = 20,
     ) -> None:
         self.store = store
         self.embedder = embedder
-        self.dense_weight = dense_weight
-        self.candidates = candidates
         self._lock = threading.Lock()
         self._loaded_refresh: str | None = None
         self._checked_at = 0.0
@@ -106,6 +103,9 @@ class HybridRetriever:
         self._doc_rows: dict[str, list[int]] = {}
         self._position: dict[tuple[str, int], int] = {}
         self._terms: dict[str, frozenset[str]] = {}
+        self._matrix = np.zeros((0, 0), dtype=np.float32)
+        self._centrality = np.zeros(0, dtype=np.float32)
+        self._neighbours = np.zeros((0, 2), dtype=np.int64)
 
     # -- index --------------------------------------------------------------------------------
 
@@ -135,9 +135,16 @@ class HybridRetriever:
         for i, c in enumerate(chunks):
             doc_rows.setdefault(c.metadata["doc_id"], []).append(i)
             position[(c.metadata["doc_id"], int(c.metadata.get("chunk", 0)))] = i
+        matrix = _unit_matrix(chunks, self.store.all_vectors())
+        neighbours = _neighbour_rows(chunks, position)
         with self._lock:
             self.chunks, self._bm25, self.vocabulary, self.idf = chunks, bm25, vocabulary, idf
             self._doc_rows, self._position = doc_rows, position
+            self._matrix, self._neighbours = matrix, neighbours
+            # A unit close to the centre of the collection resembles every question a little
+            # ("Our sources do not say …"); the ranker learns how much that is worth.
+            centre = matrix.mean(axis=0) if len(matrix) else matrix.sum(axis=0)
+            self._centrality = matrix @ (centre / (np.linalg.norm(centre) or 1.0))
             self._row = {c.id: i for i, c in enumerate(chunks)}
             self._terms: dict[str, frozenset[str]] = {}
             self._loaded_refresh = refresh
@@ -185,122 +192,129 @@ class HybridRetriever:
 
     # -- search -------------------------------------------------------------------------------
 
-    def search(
+    def pool(
         self,
         query: Query,
-        k: int = 8,
-        per_doc: int = 2,
-        expand_docs: int = 0,
+        size: int = 24,
+        fusion: tuple[str, float] = ("cc", 0.5),
+        expand_docs: int = 2,
         near: ChunkTest | None = None,
         anywhere: ChunkTest | None = None,
     ) -> list[Passage]:
-        """The k best passages, at most per_doc from one document.
+        """Candidate units for the ranker, best fused first, each with its retrieval signals.
 
-        Then the other units of the first expand_docs documents for which
-        near(text, metadata) holds, and every chunk for which anywhere(text, metadata) holds:
-        the answer may be a unit the capped search left out, such as a list's summary.
+        Every unit is scored against the question (one product with the stored vectors), so
+        ranks, a unit's neighbours and units of the asked type all have a similarity. The pool
+        is the best `size` by fused score plus the best `size` by each list alone, the units of
+        the first `expand_docs` documents for which near() holds, and every unit for which
+        anywhere() holds. `fusion` is ("cc", weight of dense) for a convex combination of
+        min-max normalised scores, or ("rrf", weight of dense) for reciprocal-rank fusion.
         """
         self.ensure_fresh()
         with self._lock:
-            chunks, bm25, row = self.chunks, self._bm25, self._row
-            doc_rows = self._doc_rows
+            chunks, bm25, matrix = self.chunks, self._bm25, self._matrix
+            neighbours, doc_rows, centrality = self._neighbours, self._doc_rows, self._centrality
+        n = len(chunks)
         vector = self.embedder.embed_query(query.embed_text or query.text)
-        dense = {c.id: sim for c, sim in self.store.query(vector, self.candidates) if c.id in row}
+        sims = matrix @ (vector / (np.linalg.norm(vector) or 1.0))
         lexical = _bm25_scores(bm25, query)
-        fused = self._fuse(dense, lexical, chunks)
-        passages: list[Passage] = []
-        count: dict[str, int] = {}
-        for chunk_id, score in fused:
-            chunk = chunks[row[chunk_id]]
-            doc_id = chunk.metadata["doc_id"]
-            if count.get(doc_id, 0) >= per_doc:
-                continue
-            count[doc_id] = count.get(doc_id, 0) + 1
+        lexical = np.zeros(n, dtype=np.float32) if lexical is None else np.maximum(lexical, 0)
+        dense_rank = _ranks(sims)
+        lexical_rank = np.where(lexical > 0, _ranks(lexical), n)
+        fused = _fused(sims, lexical, dense_rank, lexical_rank, fusion)
+        order = np.argsort(-fused, kind="stable")
+        rows = list(order[:size])
+        rows += [int(i) for i in np.argsort(-sims, kind="stable")[: size // 2]]
+        rows += [int(i) for i in np.argsort(-lexical, kind="stable")[: size // 2] if lexical[i] > 0]
+        doc_best: dict[str, float] = {}
+        doc_dense: dict[str, float] = {}
+        for i in order:
+            doc_best.setdefault(chunks[i].metadata["doc_id"], float(fused[i]))
+        for i in np.argsort(-sims, kind="stable"):
+            doc_dense.setdefault(chunks[i].metadata["doc_id"], float(sims[i]))
+        doc_rank = {d: r for r, d in enumerate(doc_best)}
+        if near:
+            for doc in list(doc_best)[:expand_docs]:
+                rows += [
+                    i for i in doc_rows.get(doc, []) if near(chunks[i].text, chunks[i].metadata)
+                ]
+        if anywhere:
+            rows += [i for i, c in enumerate(chunks) if anywhere(c.text, c.metadata)]
+        top_dense, top_lexical = float(sims.max(initial=0.0)), float(lexical.max(initial=0.0))
+        passages = []
+        for i in sorted(set(int(r) for r in rows), key=lambda r: -fused[r]):
+            doc = chunks[i].metadata["doc_id"]
+            around = [sims[j] for j in neighbours[i] if j >= 0]
+            signals = {
+                "dense_rank": float(dense_rank[i]),
+                "lexical_rank": float(lexical_rank[i]),
+                "lexical_norm": float(lexical[i] / top_lexical) if top_lexical else 0.0,
+                "window_dense": float(max(around)) if around else float(sims[i]),
+                "top_dense": top_dense,
+                "top_lexical": top_lexical,
+                "doc_rank": float(doc_rank[doc]),
+                "doc_best": doc_best[doc],
+                "doc_dense": doc_dense[doc],
+                "centrality": float(centrality[i]),
+            }
             passages.append(
                 Passage(
-                    id=chunk.id,
-                    text=chunk.text,
-                    metadata=chunk.metadata,
-                    score=score,
-                    dense=dense.get(chunk_id, 0.0),
-                    lexical=float(lexical[row[chunk_id]]) if lexical is not None else 0.0,
+                    chunks[i].id,
+                    chunks[i].text,
+                    chunks[i].metadata,
+                    float(fused[i]),
+                    float(sims[i]),
+                    float(lexical[i]),
+                    signals,
                 )
-            )
-            if len(passages) >= k:
-                break
-        if (expand_docs and near) or anywhere:
-            passages += self._siblings(
-                passages, (expand_docs, near, anywhere), vector, (dense, lexical), chunks, doc_rows
             )
         return passages
 
-    def _siblings(
-        self,
-        passages: list[Passage],
-        wanted: tuple[int, ChunkTest | None, ChunkTest | None],
-        vector: np.ndarray,
-        found: tuple[dict[str, float], np.ndarray | None],
-        chunks: list[StoredChunk],
-        doc_rows: dict[str, list[int]],
-    ) -> list[Passage]:
-        """Units of the top documents and wanted ones, with the fused score their ranks earn."""
-        dense, lexical = found
-        docs, near, anywhere = wanted
-        top_docs = list(dict.fromkeys(p.doc_id for p in passages))[:docs] if near else []
-        present = {p.id for p in passages}
-        rows = [
-            i
-            for d in top_docs
-            for i in doc_rows.get(d, [])
-            if chunks[i].id not in present and near(chunks[i].text, chunks[i].metadata)
-        ]
-        if anywhere:
-            taken = present | {chunks[i].id for i in rows}
-            rows += [
-                i
-                for i, c in enumerate(chunks)
-                if c.id not in taken and anywhere(c.text, c.metadata)
-            ]
-        if not rows:
-            return []
-        # Their similarity comes from Chroma, searching among just these ids. A chunk whose
-        # vector is missing (a crashed ingest not yet repaired) gets none, and no dense rank.
-        ids = [chunks[i].id for i in rows]
-        found_sims = {c.id: sim for c, sim in self.store.query(vector, len(ids), ids=ids)}
-        similarities = [found_sims.get(chunk_id) for chunk_id in ids]
-        candidate_sims = np.sort(np.fromiter(dense.values(), dtype=np.float32))[::-1]
-        siblings = []
-        for i, sim in zip(rows, similarities, strict=True):
-            # Rank among the dense candidates, and in the BM25 order when BM25 matched at all.
-            score = 0.0
-            if sim is not None:
-                score = self.dense_weight / (_RRF_K + int(np.sum(candidate_sims > sim)) + 1)
-            lex = float(lexical[i]) if lexical is not None else 0.0
-            if lex > 0 and self.dense_weight < 1.0:
-                rank = int(np.sum(lexical > lex))
-                score += (1 - self.dense_weight) / (_RRF_K + rank + 1)
-            siblings.append(
-                Passage(chunks[i].id, chunks[i].text, chunks[i].metadata, score, sim or 0.0, lex)
-            )
-        return siblings
 
-    def _fuse(
-        self, dense: dict[str, float], lexical: np.ndarray | None, chunks: list[StoredChunk]
-    ) -> list[tuple[str, float]]:
-        """Weighted reciprocal-rank fusion; BM25 hits with score 0 are not evidence."""
-        scores: dict[str, float] = {}
-        for rank, (chunk_id, _) in enumerate(sorted(dense.items(), key=lambda kv: -kv[1])):
-            scores[chunk_id] = self.dense_weight / (_RRF_K + rank + 1)
-        if lexical is not None and self.dense_weight < 1.0:
-            order = np.argsort(-lexical)[: self.candidates]
-            for rank, i in enumerate(order):
-                if lexical[i] <= 0:
-                    break
-                chunk_id = chunks[i].id
-                scores[chunk_id] = scores.get(chunk_id, 0.0) + (1 - self.dense_weight) / (
-                    _RRF_K + rank + 1
-                )
-        return sorted(scores.items(), key=lambda kv: -kv[1])
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """0 for the highest value, 1 for the next, …"""
+    ranks = np.empty(len(values), dtype=np.int64)
+    ranks[np.argsort(-values, kind="stable")] = np.arange(len(values))
+    return ranks
+
+
+def _fused(
+    sims: np.ndarray,
+    lexical: np.ndarray,
+    dense_rank: np.ndarray,
+    lexical_rank: np.ndarray,
+    fusion: tuple[str, float],
+) -> np.ndarray:
+    """Convex combination of min-max normalised scores, or reciprocal-rank fusion."""
+    method, weight = fusion
+    if method == "rrf":
+        lexical_part = np.where(lexical > 0, 1.0 / (_RRF_K + lexical_rank + 1), 0.0)
+        return weight / (_RRF_K + dense_rank + 1) + (1 - weight) * lexical_part
+    low, high = float(sims.min(initial=0.0)), float(sims.max(initial=0.0))
+    dense_norm = (sims - low) / (high - low) if high > low else np.zeros_like(sims)
+    top = float(lexical.max(initial=0.0))
+    lexical_norm = lexical / top if top > 0 else np.zeros_like(lexical)
+    return weight * dense_norm + (1 - weight) * lexical_norm
+
+
+def _unit_matrix(chunks: list[StoredChunk], vectors: dict[str, np.ndarray]) -> np.ndarray:
+    """Unit-length stored vectors in chunk order; a chunk without a vector gets zeros."""
+    dimension = next((len(v) for v in vectors.values()), 0)
+    matrix = np.zeros((len(chunks), dimension), dtype=np.float32)
+    for i, chunk in enumerate(chunks):
+        vector = vectors.get(chunk.id)
+        if vector is not None and len(vector) == dimension:
+            matrix[i] = vector / (np.linalg.norm(vector) or 1.0)
+    return matrix
+
+
+def _neighbour_rows(chunks: list[StoredChunk], position: dict[tuple[str, int], int]) -> np.ndarray:
+    """Row of the unit before and after each unit in its document (-1 where there is none)."""
+    out = np.full((len(chunks), 2), -1, dtype=np.int64)
+    for i, c in enumerate(chunks):
+        doc, index = c.metadata["doc_id"], int(c.metadata.get("chunk", 0))
+        out[i] = [position.get((doc, index - 1), -1), position.get((doc, index + 1), -1)]
+    return out
 
 
 def _bm25_scores(bm25, query: Query) -> np.ndarray | None:

@@ -195,6 +195,14 @@ class KnowledgeStore:
             for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
         ]
 
+    def all_vectors(self) -> dict[str, np.ndarray]:
+        """Every chunk's stored embedding by id (the retriever scores all units with them)."""
+        got = self._call(self.collection.get, include=["embeddings"])
+        return {
+            chunk_id: np.asarray(vector, dtype=np.float32)
+            for chunk_id, vector in zip(got["ids"], got["embeddings"], strict=True)
+        }
+
     def upsert(
         self,
         ids: Sequence[str],

@@ -1,12 +1,9 @@
 """Extractive composer: quote the best sentences of the retrieved passages, with `[n]` marks.
 
 Units are sentences; a list (with the line that introduces it) or a table row stays whole.
-Each unit is scored by how much of the question's weighted terms it covers (IDF-weighted,
-with its section heading as context) and by the rank of its passage. The best 1-4
-non-redundant units are kept. To show disagreement or change over time, the best unit of a
-second, differently dated document is added when it is nearly as good, and the best unit of
-the type the question asks for (`bot.answer.intent`: a list, a link) when it scores close
-enough. Sources are ordered newest first and numbered in that order.
+The fitted ranker (`bot.answer.model`) scores every candidate unit; the best one is quoted,
+with runners-up that score close to it (at most `max_units`, both fitted by `make train`).
+Sources are ordered newest first and numbered in that order.
 """
 
 from __future__ import annotations
@@ -15,13 +12,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.answer.intent import AnswerType
 from bot.answer.models import Citation
-from bot.retrieval import Passage, Query
+from bot.retrieval import Passage
 from bot.text import LIST_ITEM, content_terms
-
-_NUMBERS = re.compile(r"\d+(?:[.,]\d+)*")
-
 
 # "Our sources do not say …": a negation and a reference to the sources in one sentence, or a
 # section headed like "Hvad vi ikke ved" / "Ikke i kilderne". The knowledge base marks its gaps
@@ -58,7 +51,8 @@ class Unit:
     order: int
     terms: frozenset[str]
     context_terms: frozenset[str]
-    score: float = 0.0
+    heading_terms: frozenset[str] = frozenset()
+    score: float = 0.0  # the ranker's probability that this unit answers the question
     coverage: float = 0.0
     typed: bool = False  # of the answer type the question asks for
 
@@ -89,77 +83,25 @@ def make_units(
     units = []
     for passage in passages:
         meta = passage.metadata
+        heading = f"{meta.get('title', '')} {meta.get('section', '')}"
         # Title, heading and the neighbouring sentences give a unit its context.
-        around = f"{meta.get('title', '')} {meta.get('section', '')} {meta.get('window', '')}"
-        context = frozenset(content_terms(around))
+        around = f"{heading} {meta.get('window', '')}"
         units.append(
             Unit(
                 passage.text,
                 passage,
                 int(meta.get("chunk", 0)),
                 terms_of(passage.id, passage.text),
-                context,
+                frozenset(content_terms(around)),
+                frozenset(content_terms(heading)),
             )
         )
     return units
 
 
-@dataclass(frozen=True)
-class Weights:
-    """How unit scores are made and units chosen; calibrated with `python -m bot eval`."""
-
-    coverage: float = 0.5  # share of the question's weighted terms found in the unit
-    context: float = 0.8  # credit for terms found only around the unit (title, heading, window)
-    dense: float = 0.3  # semantic similarity, relative to the best unit
-    fused: float = 0.2  # hybrid retrieval rank (dense + BM25)
-    number_bonus: float = 0.1  # the question asks how many/much/when and the unit has a number
-    type_bonus: float = 0.2  # "which …" and a list of those, or "how can we …" and a link
-    type_share: float = 0.6  # the best unit of the asked type is kept from this share of the best
-    dense_band: float = 0.08  # e5 similarities sit in a narrow band: distance to the best
-    relative: float = 0.7  # runners-up must reach this share of the best score
-    max_units: int = 4
-    max_sources: int = 3  # more sources make a short answer harder to check
-    second_source: float = 0.6  # a differently dated source is added from this share
-    gap_share: float = 0.85  # a "not in our sources" unit wins from this share of the best
-
-
-def score_units(
-    units: list[Unit],
-    query: Query,
-    idf: Callable[[str], float],
-    w: Weights = Weights(),
-    asked: AnswerType | None = None,
-) -> None:
-    """Score every unit in place: term coverage, semantic similarity, retrieval rank, answer type."""
-    weights = {t: wt * idf(t) for t, wt in query.weights().items()}
-    total = sum(weights.values()) or 1.0
-    top_dense = max((u.passage.dense for u in units), default=0.0)
-    top_fused = max((u.passage.score for u in units), default=0.0) or 1.0
-    asked = asked or AnswerType.of(query.text)
-    asked_numbers = set(_NUMBERS.findall(query.text))
-    for unit in units:
-        own = sum(wt for t, wt in weights.items() if t in unit.terms)
-        context = sum(
-            wt for t, wt in weights.items() if t in unit.context_terms and t not in unit.terms
-        )
-        unit.coverage = (own + w.context * context) / total
-        dense = unit.passage.dense
-        dense_rel = max(0.0, 1.0 - (top_dense - dense) / w.dense_band) if dense else 0.0
-        length_penalty = 1.0 / (1.0 + max(0, len(unit.terms) - 40) / 80)
-        has_new_number = bool(set(_NUMBERS.findall(unit.text)) - asked_numbers)
-        unit.typed = asked.fits(unit.text, unit.passage.metadata)
-        unit.score = (
-            w.coverage * unit.coverage * length_penalty
-            + w.dense * dense_rel
-            + w.fused * unit.passage.score / top_fused
-            + (w.number_bonus if asked.number and has_new_number else 0.0)
-            + (w.type_bonus if unit.typed else 0.0)
-        )
-
-
 def _redundant(unit: Unit, chosen: list[Unit]) -> bool:
     for other in chosen:
-        if unit.text == other.text:
+        if unit.text == other.text or unit.text in other.text or other.text in unit.text:
             return True
         union = unit.terms | other.terms
         if union and len(unit.terms & other.terms) / len(union) > 0.6:
@@ -167,61 +109,22 @@ def _redundant(unit: Unit, chosen: list[Unit]) -> bool:
     return False
 
 
-def select_units(units: list[Unit], w: Weights = Weights()) -> list[Unit]:
-    """The best units: the top one, close runners-up, and a differently dated second source."""
-    ordered = sorted(units, key=lambda u: -u.score)
-    gap = next((u for u in ordered if u.is_absence), None)
-    ranked = [u for u in ordered if not u.is_absence]
-    # When the material's own "we don't know X" covers the question at least as well as any
-    # answer and scores nearly as high, the honest reply is that gap, not a near miss.
-    if gap and (
-        not ranked
-        or (gap.coverage > ranked[0].coverage and gap.score >= w.gap_share * ranked[0].score)
-    ):
-        return [gap]
+def select_units(units: list[Unit], add_share: float, max_units: int) -> list[Unit]:
+    """The ranker's best unit, then runners-up scoring at least add_share of it.
+
+    Units must already carry the ranker's `score`. Near-duplicates of a chosen unit are skipped.
+    """
+    ranked = sorted(units, key=lambda u: -u.score)
     if not ranked:
         return []
     best = ranked[0]
     chosen = [best]
     for unit in ranked[1:]:
-        if len(chosen) >= w.max_units:
+        if len(chosen) >= max_units or unit.score < add_share * best.score:
             break
-        if unit.score < w.relative * best.score:
-            continue
-        docs = {u.doc_id for u in chosen}
-        if unit.doc_id not in docs and len(docs) >= w.max_sources:
-            continue
-        if not _redundant(unit, chosen):
+        if not _redundant(unit, chosen) and not unit.is_absence:
             chosen.append(unit)
-    _keep_typed(ranked, chosen, w)
-    dates = {u.passage.metadata.get("source_date") for u in chosen}
-    if len({u.doc_id for u in chosen}) == 1:
-        for unit in ranked[1:]:
-            if unit.doc_id == best.doc_id:
-                continue
-            if unit.passage.metadata.get("source_date") in dates:
-                break
-            if unit.score >= w.second_source * best.score and not _redundant(unit, chosen):
-                chosen.append(unit)
-            break
     return chosen
-
-
-def _keep_typed(ranked: list[Unit], chosen: list[Unit], w: Weights) -> None:
-    """Make room for the best unit of the asked type ("which funds" → the list of funds)."""
-    typed = next((u for u in ranked if u.typed), None)
-    if typed is None or typed in chosen or typed.score < w.type_share * ranked[0].score:
-        return
-    if _redundant(typed, chosen):
-        return
-    while len(chosen) >= w.max_units or (
-        typed.doc_id not in {u.doc_id for u in chosen}
-        and len({u.doc_id for u in chosen}) >= w.max_sources
-    ):
-        if len(chosen) == 1:
-            break
-        chosen.pop()
-    chosen.append(typed)
 
 
 def compose(

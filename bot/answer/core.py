@@ -13,19 +13,17 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from bot.answer import guard
-from bot.answer.compose import (
-    Composition,
-    compose,
-    make_units,
-    score_units,
-    select_units,
-)
+from bot.answer.compose import Composition, Unit, compose, make_units, select_units
+from bot.answer.features import answer_row, unit_rows
 from bot.answer.followup import ConversationMemory
 from bot.answer.intent import AnswerType
 from bot.answer.language import detect
 from bot.answer.llm import LLMComposer, Source
 from bot.answer.messages import text_for
+from bot.answer.model import Params
 from bot.answer.models import Answer, Citation
 from bot.config import Settings
 from bot.embedding import Embedder, make_embedder
@@ -54,6 +52,19 @@ class Context:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class Prepared:
+    """A question up to its candidate units and their features; the fitted parts do the rest.
+
+    Evaluation prepares each question once and finishes it with every fold's parameters.
+    """
+
+    ctx: Context
+    units: list[Unit] = field(default_factory=list)
+    rows: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    stopped: Answer | None = None  # the pipeline ended before retrieval (guard, outage)
+
+
 class Answerer:
     """Answers questions from the knowledge index. Thread-safe; one per process."""
 
@@ -63,16 +74,13 @@ class Answerer:
         store: KnowledgeStore | None = None,
         embedder: Embedder | None = None,
         memory: ConversationMemory | None = None,
+        params: Params | None = None,
     ) -> None:
         self.settings = settings
+        self.params = params or Params.load(settings.answer_params)
         self.store = store or KnowledgeStore.open(settings)
         self.embedder = embedder or make_embedder(settings)
-        self.retriever = HybridRetriever(
-            self.store,
-            self.embedder,
-            settings.dense_weight,
-            candidates=max(20, settings.retrieve_k * 2),
-        )
+        self.retriever = HybridRetriever(self.store, self.embedder)
         self.memory = memory or ConversationMemory(
             settings.memory_turns, settings.memory_ttl_seconds
         )
@@ -103,8 +111,9 @@ class Answerer:
     def ask(self, question: str, chat_id: str | None = None, use_llm: bool = True) -> Answer:
         """Answer one question; never raises for bad input or a store outage."""
         started = time.perf_counter()
-        ctx = Context(question=question, chat_id=chat_id, use_llm=use_llm and self.llm.enabled)
-        answer = self._run(ctx)
+        prepared = self.prepare(question, chat_id, use_llm)
+        answer = self.finish(prepared)
+        ctx = prepared.ctx
         ctx.timings["total"] = (time.perf_counter() - started) * 1000
         answer.timings_ms = {k: ctx.timings.get(k, 0.0) for k in ("retrieve", "compose", "total")}
         log.info(
@@ -140,23 +149,36 @@ class Answerer:
 
     # -- pipeline -----------------------------------------------------------------------------
 
-    def _run(self, ctx: Context) -> Answer:
+    def prepare(self, question: str, chat_id: str | None = None, use_llm: bool = False) -> Prepared:
+        """Guard, follow-up, retrieval and unit features: everything before the fitted parts."""
+        ctx = Context(question=question, chat_id=chat_id, use_llm=use_llm and self.llm.enabled)
         checked = guard.check(ctx.question, self.settings.max_question_chars)
         ctx.text, ctx.search_text = checked.text, checked.search_text
         ctx.language = detect(checked.search_text or checked.text) if checked.text else "da"
         if checked.personal_data:
             ctx.notice = text_for(ctx.language, "personal_data_warning")
         if checked.stop:
-            return self._stopped(ctx, checked.stop, length=checked.length)
+            return Prepared(ctx, stopped=self._stopped(ctx, checked.stop, length=checked.length))
         try:
             self._retrieve(ctx)
         except StoreUnavailable:
             log.warning("answer: store unavailable")
-            return self._stopped(ctx, "unavailable")
+            return Prepared(ctx, stopped=self._stopped(ctx, "unavailable"))
         except IndexEmpty:
-            return self._stopped(ctx, "unavailable", message=text_for(ctx.language, "index_empty"))
+            message = text_for(ctx.language, "index_empty")
+            return Prepared(ctx, stopped=self._stopped(ctx, "unavailable", message=message))
+        units = make_units(ctx.passages, self.retriever.unit_terms)
+        rows = unit_rows(units, ctx.query, self.retriever.idf, ctx.asked, _absent)
+        return Prepared(ctx, units, rows)
+
+    def finish(self, prepared: Prepared, params: Params | None = None) -> Answer:
+        """Rank the units, compose, and let the gate decide whether to answer."""
+        if prepared.stopped is not None:
+            return prepared.stopped
+        params = params or self.params
+        ctx = prepared.ctx
         started = time.perf_counter()
-        answer = self._compose(ctx)
+        answer = self._compose(ctx, prepared, params)
         ctx.timings["compose"] = (time.perf_counter() - started) * 1000
         check_citations(answer)
         return answer
@@ -175,10 +197,10 @@ class Answerer:
             except LLMError as exc:
                 log.info("llm: condensing failed (%s); using the rule-based expansion", exc)
         ctx.asked = asked = AnswerType.of(ctx.query.text)
-        ctx.passages = self.retriever.search(
+        ctx.passages = self.retriever.pool(
             ctx.query,
-            k=self.settings.retrieve_k,
-            per_doc=4,
+            size=self.params.pool_size,
+            fusion=self.params.fusion,
             # Units of the asked type from the top documents (a link for "how can we …"),
             # and lists of what a "which …" question asks for from any document.
             expand_docs=self.settings.expand_docs,
@@ -188,16 +210,28 @@ class Answerer:
         self.memory.remember(ctx.chat_id, ctx.query.text)
         ctx.timings["retrieve"] = (time.perf_counter() - started) * 1000
 
-    def _compose(self, ctx: Context) -> Answer:
-        units = make_units(ctx.passages, self.retriever.unit_terms)
-        score_units(units, ctx.query, self.retriever.idf, asked=ctx.asked)
-        chosen = select_units(units)
+    def _compose(self, ctx: Context, prepared: Prepared, params: Params) -> Answer:
+        units = prepared.units
+        probabilities = params.ranker.probability(prepared.rows)
+        for unit, p in zip(units, probabilities, strict=True):
+            unit.score = float(p)
+        chosen = select_units(units, params.add_share, params.max_units)
+        row = answer_row(
+            probabilities,
+            chosen,
+            ctx.passages,
+            ctx.query,
+            self.retriever.idf,
+            ctx.language,
+            _absent,
+            self.retriever.vocabulary,
+        )
+        confidence = float(params.gate.probability(row[None, :])[0])
         evidence = {
             "dense": max((p.dense for p in ctx.passages), default=0.0),
-            # An answer-type bonus may put a link first; how well the answer covers the
-            # question is the best coverage among the chosen units.
-            "coverage": max((u.coverage for u in chosen), default=0.0),
+            "coverage": chosen[0].coverage if chosen else 0.0,
             "score": chosen[0].score if chosen else 0.0,
+            "confidence": confidence,
         }
         base = Answer(
             question=ctx.question,
@@ -208,7 +242,8 @@ class Answerer:
             top_files=_top_files(ctx.passages),
             evidence=evidence,
         )
-        if not chosen or self._weak(evidence) or ctx.query.unknown_names:
+        base.features = row
+        if not chosen or confidence < params.threshold:
             return self._refusal(base, None)
         if chosen[0].is_absence:
             return self._refusal(base, compose(chosen[:1], self.retriever.previous))
@@ -249,12 +284,6 @@ class Answerer:
         ]
         answer.citations.sort(key=lambda c: c.n)
         answer.generated = True
-
-    def _weak(self, evidence: dict[str, float]) -> bool:
-        return evidence["coverage"] < self.settings.refusal_min_coverage or (
-            evidence["dense"] < self.settings.refusal_min_similarity
-            and evidence["coverage"] < self.settings.refusal_min_coverage_dissimilar
-        )
 
     def _render(self, language: str, composition: Composition) -> str:
         danish_sources = any(language != "en" for language in composition.languages)
@@ -324,7 +353,7 @@ class Answerer:
         if pages:
             links["council"] = {"url": pages.most_common(1)[0][0]}
         pitch = Query.from_text(text_for("da", "pitch_query"), "", self.retriever.vocabulary)
-        found = self.retriever.search(pitch, k=1)
+        found = self.retriever.pool(pitch, size=1, fusion=self.params.fusion)
         if found:
             meta = found[0].metadata
             links["ideas"] = {"title": meta.get("title", ""), "url": meta.get("source_url", "")}
@@ -339,6 +368,10 @@ def check_citations(answer: Answer) -> None:
     listed = {c.n for c in answer.citations}
     if used != listed:
         raise AssertionError(f"citation check failed: used {sorted(used)}, listed {sorted(listed)}")
+
+
+def _absent(unit: Unit) -> bool:
+    return unit.is_absence
 
 
 def _file_of(by_doc: dict[str, list], n: int) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Status = Literal[
     "answered",  # a cited answer
@@ -47,6 +47,7 @@ class Answer:
     top_files: list[str] = field(default_factory=list)
     evidence: dict[str, float] = field(default_factory=dict)
     generated: bool = False
+    features: Any = field(default=None, repr=False)  # the gate's inputs (evaluation reads them)
 
     def to_json(self) -> dict:
         """The JSON contract of `python -m bot ask --json` (DESIGN section 5)."""

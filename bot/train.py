@@ -1,0 +1,314 @@
+"""`make train`: fit the unit ranker and the refusal gate on the question bank.
+
+    python -m bot.train                 fit on eval/bank/*.jsonl, write bot/answer/params.json
+    python -m bot.train --check         fit again and fail if the shipped file differs
+
+Everything is chosen by cross-validation grouped by document (each document's questions are
+held out together), so no figure is measured on questions a part was fitted on:
+
+1. Every bank question is prepared once per candidate fusion (retrieval, unit features).
+2. `fit` on a set of questions: an inner grouped CV gives every question out-of-fold unit
+   probabilities; the runner-up share is chosen on those answers; the gate (a logistic
+   regression on answer features) is fitted on them, except for a calibration split of
+   documents, on which its threshold is set. The ranker is then refitted on all questions.
+3. The fusion method is chosen by the outer grouped CV (`cross_validate`), which is also the
+   bank's out-of-fold figure that `make eval` prints.
+
+scikit-learn is imported here only; the answer path applies the parameters with numpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from bot.answer.core import Answerer, Prepared
+from bot.answer.features import ANSWER_FEATURES, UNIT_FEATURES
+from bot.answer.model import PARAMS_FILE, Logistic, Params, prior
+from bot.answer.models import Answer
+from bot.config import Settings
+from bot.evaluate import judge, load_questions, normalise, previous_questions
+
+log = logging.getLogger(__name__)
+
+BANK_DIR = Path("eval/bank")
+FUSIONS: tuple[tuple[str, float], ...] = (
+    ("cc", 0.5),
+    ("cc", 0.8),
+    ("cc", 1.0),
+    ("rrf", 0.5),
+)
+ADD_SHARES = (0.4, 0.55, 0.7, 0.85, 1.01)  # 1.01: quote the best unit only
+OUTER_FOLDS, INNER_FOLDS = 6, 5
+WORD_BUDGET = 55.0  # mean words of an answer (the target is 60; a margin for unseen questions)
+FALSE_REFUSAL_BUDGET = 0.08  # share of answerable calibration questions the gate may refuse
+WORD_COST = 0.002  # fusion choice: fact accuracy given up for one word less on average
+C = 1.0  # inverse L2 strength of both regressions (scikit-learn's default)
+
+
+@dataclass
+class Example:
+    """A bank question, prepared, with its labels."""
+
+    item: dict
+    group: str
+    prepared: Prepared
+    labels: np.ndarray  # per unit: the unit contains a must_contain string
+
+
+def load_bank(folder: Path = BANK_DIR) -> list[dict]:
+    items: list[dict] = []
+    for path in sorted(folder.glob("*.jsonl")):
+        items += load_questions(path)
+    return items
+
+
+def group_of(item: dict) -> str:
+    """The document a question is held out with: its main source, or the one it is near."""
+    if item.get("sources"):
+        return item["sources"][0]
+    if item.get("near"):
+        return item["near"]
+    return f"none-{int(hashlib.sha1(item['id'].encode()).hexdigest(), 16) % 12}"
+
+
+def prepare_all(
+    answerer: Answerer, items: Sequence[dict], fusion: tuple[str, float]
+) -> list[Example]:
+    """Prepare every item with one fusion (previous questions first, in the item's own chat)."""
+    answerer.params = replace(answerer.params, fusion=fusion)
+    examples = []
+    for item in items:
+        chat = f"train-{item['id']}"
+        for earlier in previous_questions(item):
+            answerer.prepare(earlier, chat_id=chat)
+        prepared = answerer.prepare(item["question"], chat_id=chat)
+        answerer.forget(chat)
+        wanted = [normalise(m) for m in item.get("must_contain", [])]
+        labels = np.array(
+            [any(m in normalise(u.text) for m in wanted) for u in prepared.units], dtype=bool
+        )
+        examples.append(Example(item, group_of(item), prepared, labels))
+    return examples
+
+
+def group_folds(groups: Sequence[str], folds: int) -> list[np.ndarray]:
+    """Test indices of each fold: documents dealt to folds by size, deterministically."""
+    from sklearn.model_selection import GroupKFold
+
+    splitter = GroupKFold(n_splits=min(folds, len(set(groups))))
+    index = np.arange(len(groups))
+    return [test for _, test in splitter.split(index, groups=list(groups))]
+
+
+def fit_ranker(examples: Sequence[Example]) -> Logistic:
+    from sklearn.linear_model import LogisticRegression
+
+    rows = [e.prepared.rows for e in examples if e.item.get("answerable") and len(e.labels)]
+    labels = [e.labels for e in examples if e.item.get("answerable") and len(e.labels)]
+    return _logistic(np.vstack(rows), np.concatenate(labels), UNIT_FEATURES, LogisticRegression)
+
+
+def fit_gate(rows: np.ndarray, labels: np.ndarray) -> Logistic:
+    from sklearn.linear_model import LogisticRegression
+
+    if len(set(labels.tolist())) < 2:
+        return prior(ANSWER_FEATURES, {}, 0.0)
+    return _logistic(rows, labels, ANSWER_FEATURES, LogisticRegression)
+
+
+def _logistic(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], model_cls) -> Logistic:
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    model = model_cls(C=C, max_iter=2000)
+    model.fit((x - mean) / scale, y.astype(int))
+    return Logistic(names, mean, scale, model.coef_[0].copy(), float(model.intercept_[0]))
+
+
+def answer_all(
+    answerer: Answerer, examples: Sequence[Example], params: Params | Sequence[Params]
+) -> list[Answer]:
+    """Finish every prepared example (one Params for all, or one per example)."""
+    each = params if isinstance(params, (list, tuple)) else [params] * len(examples)
+    return [answerer.finish(e.prepared, p) for e, p in zip(examples, each, strict=True)]
+
+
+def words_of(answer: Answer) -> int:
+    return len(answer.text.split())
+
+
+def fit(answerer: Answerer, examples: Sequence[Example], fusion: tuple[str, float]) -> Params:
+    """Fit ranker, runner-up share, gate and threshold on these examples only."""
+    groups = [e.group for e in examples]
+    inner: list[Params] = [None] * len(examples)  # type: ignore[list-item]
+    base = Params(
+        ranker=prior(UNIT_FEATURES, {}),
+        gate=prior(ANSWER_FEATURES, {}),
+        threshold=-1.0,
+        fusion=fusion,
+        pool_size=answerer.params.pool_size,
+    )
+    for test in group_folds(groups, INNER_FOLDS):
+        held = set(test.tolist())
+        ranker = fit_ranker([e for i, e in enumerate(examples) if i not in held])
+        for i in test:
+            inner[i] = replace(base, ranker=ranker)
+    answerable = [e.item.get("answerable", True) for e in examples]
+    # The runner-up share with the best facts within the word budget (else the most concise).
+    best_share, best_value = ADD_SHARES[-1], -np.inf
+    for share in ADD_SHARES:
+        answers = answer_all(answerer, examples, [replace(p, add_share=share) for p in inner])
+        facts = np.mean(
+            [
+                bool(judge(e.item, a).facts_ok)
+                for e, a, ok in zip(examples, answers, answerable, strict=True)
+                if ok
+            ]
+        )
+        words = np.mean([words_of(a) for a in answers if not a.refused])
+        if words <= WORD_BUDGET and facts > best_value:
+            best_share, best_value = share, facts
+    answers = answer_all(answerer, examples, [replace(p, add_share=best_share) for p in inner])
+    # Questions the guard stopped (injection, noise) never reach the gate.
+    gated = np.array([a.features is not None for a in answers])
+    rows = np.vstack([a.features for a in answers if a.features is not None])
+    # The gate learns whether the material answers the question at all. Labelled by whether
+    # the composed answer was right, it also refused answerable questions whose first quote
+    # missed, which the false-refusal target forbids (measured, see the README).
+    right = np.array(answerable)[gated]
+    calibration = np.array([_is_calibration(g) for g in groups])[gated]
+    gate = fit_gate(rows[~calibration], right[~calibration])
+    threshold = choose_threshold(gate.probability(rows[calibration]), right[calibration])
+    return Params(
+        ranker=fit_ranker(examples),
+        gate=gate,
+        threshold=threshold,
+        add_share=best_share,
+        max_units=base.max_units,
+        fusion=fusion,
+        pool_size=base.pool_size,
+    )
+
+
+def _is_calibration(group: str) -> bool:
+    """A fixed fifth of the documents calibrates the gate's threshold and nothing else."""
+    return int(hashlib.sha1(group.encode()).hexdigest(), 16) % 5 == 0
+
+
+def choose_threshold(confidence: np.ndarray, answerable: np.ndarray) -> float:
+    """The highest threshold whose false refusals on the calibration split stay in budget.
+
+    A refused answerable question costs the user as much as a wrong answer, and the gate
+    cannot yet tell most adversarial near misses from real questions (out-of-fold AUC about
+    0.7), so it refuses only what it can refuse within FALSE_REFUSAL_BUDGET.
+    """
+    if not answerable.any():
+        return 0.5
+    allowed = int(np.floor(FALSE_REFUSAL_BUDGET * answerable.sum()))
+    ordered = np.sort(confidence[answerable])
+    return float(ordered[allowed]) if allowed < len(ordered) else float(ordered[-1])
+
+
+def cross_validate(
+    answerer: Answerer, examples: Sequence[Example], fusion: tuple[str, float]
+) -> list[Answer]:
+    """Out-of-fold answers: each document's questions answered by parts fitted without them."""
+    out: list[Answer] = [None] * len(examples)  # type: ignore[list-item]
+    groups = [e.group for e in examples]
+    for test in group_folds(groups, OUTER_FOLDS):
+        held = set(test.tolist())
+        params = fit(answerer, [e for i, e in enumerate(examples) if i not in held], fusion)
+        for i in test:
+            out[i] = answerer.finish(examples[i].prepared, params)
+    return out
+
+
+def score(examples: Sequence[Example], answers: Sequence[Answer]) -> dict[str, float]:
+    results = [judge(e.item, a) for e, a in zip(examples, answers, strict=True)]
+    facts = [r.facts_ok for r in results if r.facts_ok is not None]
+    refusals = [r.refusal_ok for r in results if r.refusal_ok is not None]
+    false = [a.refused for e, a in zip(examples, answers, strict=True) if e.item.get("answerable")]
+    return {
+        "facts": round(float(np.mean(facts)), 4),
+        "refusals": round(float(np.mean(refusals)), 4),
+        "false_refusals": round(float(np.mean(false)), 4),
+        "words": round(float(np.mean([words_of(a) for a in answers if not a.refused] or [0])), 1),
+    }
+
+
+class CachedEmbedder:
+    """The answerer's embedder with a memo: each bank question is embedded once per run."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.backend, self.model = inner.backend, inner.model
+        self.embed_query = lru_cache(maxsize=None)(inner.embed_query)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def bootstrap_params() -> Params:
+    """Parameters to prepare questions with before anything is fitted (features ignore them)."""
+    return Params(ranker=prior(UNIT_FEATURES, {}), gate=prior(ANSWER_FEATURES, {}), threshold=-1.0)
+
+
+def train(settings: Settings, bank: Path = BANK_DIR) -> tuple[Params, dict]:
+    """Choose the fusion by outer CV, then fit everything on the whole bank."""
+    answerer = Answerer(settings, params=bootstrap_params())
+    answerer.embedder = answerer.retriever.embedder = CachedEmbedder(answerer.embedder)
+    answerer.warm_up()
+    items = load_bank(bank)
+    curve = {}
+    best, best_value, best_examples = FUSIONS[0], -np.inf, None
+    for fusion in FUSIONS:
+        examples = prepare_all(answerer, items, fusion)
+        figures = score(examples, cross_validate(answerer, examples, fusion))
+        curve[f"{fusion[0]}:{fusion[1]}"] = figures
+        value = figures["facts"] + figures["refusals"] - WORD_COST * figures["words"]
+        log.info("train: fusion %s out-of-fold %s", fusion, figures)
+        if value > best_value:
+            best, best_value, best_examples = fusion, value, examples
+    params = fit(answerer, best_examples, best)
+    report = {"bank_questions": len(items), "fusion_out_of_fold": curve}
+    return replace(params, report=report), report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--bank", type=Path, default=BANK_DIR)
+    parser.add_argument("--out", type=Path, default=PARAMS_FILE)
+    parser.add_argument("--check", action="store_true", help="fail if the shipped file differs")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for noisy in ("httpx", "chromadb", "bot.retrieval", "bot.answer.core"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    params, report = train(Settings(), args.bank)
+    text = params.dumps()
+    if args.check:
+        shipped = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+        if shipped != text:
+            print(
+                f"{args.out} differs from a fresh `make train`; run it and commit.", file=sys.stderr
+            )
+            return 1
+        print(f"{args.out} is reproduced exactly.")
+        return 0
+    args.out.write_text(text, encoding="utf-8")
+    print(json.dumps(report, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
