@@ -92,15 +92,33 @@ def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
         else:
             print(answer.full_text())
         return 0
-    for line in sys.stdin:
-        if not line.strip():
+    # Bytes, decoded leniently: one bad byte must not lose the rest of a batch.
+    for raw in sys.stdin.buffer:
+        question, chat = batch_line(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+        if not args.json and not question.strip():
             continue
-        answer = answerer.ask(line.rstrip("\n"))
+        answer = answerer.ask(question, chat_id=chat)
         if args.json:
             print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
         else:
             print(answer.full_text() + "\n", flush=True)
     return 0
+
+
+def batch_line(line: str) -> tuple[str, str | None]:
+    """A batch line: plain text, or `{"question": "...", "chat": "id"}` (one chat, one conversation).
+
+    Every line gets one answer, so a blank line gets the polite "write a question" reply.
+    """
+    if line.lstrip().startswith("{"):
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            return line, None
+        if isinstance(data, dict) and isinstance(data.get("question"), str):
+            chat = data.get("chat")
+            return data["question"], None if chat is None else f"batch-{chat}"
+    return line, None
 
 
 def cmd_status(settings: Settings, as_json: bool) -> int:

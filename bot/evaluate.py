@@ -54,6 +54,7 @@ class Metrics:
     false_refusals: list[bool] = field(default_factory=list)
     citations: list[bool] = field(default_factory=list)
     latency: list[float] = field(default_factory=list)
+    words: list[int] = field(default_factory=list)  # answer text of answers given
 
     def add(self, r: Result) -> None:
         self.n += 1
@@ -67,6 +68,8 @@ class Metrics:
             self.refusals.append(bool(r.refusal_ok))
         self.citations.append(r.citations_ok)
         self.latency.append(r.answer.timings_ms.get("total", 0.0))
+        if not r.answer.refused:
+            self.words.append(len(r.answer.text.split()))
 
     def as_dict(self) -> dict:
         def rate(values: list[bool]) -> float | None:
@@ -82,6 +85,8 @@ class Metrics:
             "citation_validity": rate(self.citations),
             "latency_p50_ms": round(_percentile(lat, 50), 1) if lat else None,
             "latency_p95_ms": round(_percentile(lat, 95), 1) if lat else None,
+            "words_mean": round(statistics.mean(self.words), 1) if self.words else None,
+            "words_p90": round(_percentile(sorted(self.words), 90), 1) if self.words else None,
         }
 
 
@@ -156,12 +161,14 @@ def evaluate(answerer: Answerer, items: list[dict], use_llm: bool = False) -> li
 
 
 def summarise(results: list[Result]) -> dict:
-    """Metrics overall, per language and per persona."""
+    """Metrics overall, per language, per persona and per kind of question."""
     groups: dict[str, Metrics] = defaultdict(Metrics)
     for r in results:
         groups["all"].add(r)
         groups[f"language={r.item.get('language', '?')}"].add(r)
         groups[f"persona={r.item.get('persona', '?')}"].add(r)
+        if r.item.get("kind"):
+            groups[f"kind={r.item['kind']}"].add(r)
         if not r.item.get("answerable", True):
             groups["unanswerable"].add(r)
     return {name: m.as_dict() for name, m in sorted(groups.items())}
@@ -197,6 +204,7 @@ def format_table(summary: dict) -> str:
         "citation_validity",
         "latency_p50_ms",
         "latency_p95_ms",
+        "words_mean",
     ]
     head = f"{'group':<24}" + "".join(f"{c:>18}" for c in columns)
     lines = [head, "-" * len(head)]

@@ -40,14 +40,16 @@ from bot.evaluate import judge, load_questions, normalise, previous_questions
 
 log = logging.getLogger(__name__)
 
-BANK_DIR = Path("eval/bank")
+EVAL_DIR = Path(__file__).resolve().parent.parent / "eval"
+BANK_DIR = EVAL_DIR / "bank"
 FUSIONS: tuple[tuple[str, float], ...] = (
     ("cc", 0.5),
     ("cc", 0.8),
     ("cc", 1.0),
     ("rrf", 0.5),
 )
-ADD_SHARES = (0.4, 0.55, 0.7, 0.85, 1.01)  # 1.01: quote the best unit only
+ADD_SHARES = (0.2, 0.4, 0.55, 0.7, 0.85, 1.01)  # 1.01: quote the best unit only
+MAX_UNITS = (2, 3)  # at most three units (the limit)
 OUTER_FOLDS, INNER_FOLDS = 6, 5
 WORD_BUDGET = 55.0  # mean words of an answer (the target is 60; a margin for unseen questions)
 FALSE_REFUSAL_BUDGET = 0.08  # share of answerable calibration questions the gate may refuse
@@ -164,10 +166,11 @@ def fit(answerer: Answerer, examples: Sequence[Example], fusion: tuple[str, floa
         for i in test:
             inner[i] = replace(base, ranker=ranker)
     answerable = [e.item.get("answerable", True) for e in examples]
-    # The runner-up share with the best facts within the word budget (else the most concise).
-    best_share, best_value = ADD_SHARES[-1], -np.inf
-    for share in ADD_SHARES:
-        answers = answer_all(answerer, examples, [replace(p, add_share=share) for p in inner])
+    # The runner-up rule with the best facts within the word budget (else the most concise).
+    best_share, best_units, best_value = ADD_SHARES[-1], 1, -np.inf
+    for share, units in [(s, m) for s in ADD_SHARES for m in MAX_UNITS]:
+        each = [replace(p, add_share=share, max_units=units) for p in inner]
+        answers = answer_all(answerer, examples, each)
         facts = np.mean(
             [
                 bool(judge(e.item, a).facts_ok)
@@ -177,8 +180,9 @@ def fit(answerer: Answerer, examples: Sequence[Example], fusion: tuple[str, floa
         )
         words = np.mean([words_of(a) for a in answers if not a.refused])
         if words <= WORD_BUDGET and facts > best_value:
-            best_share, best_value = share, facts
-    answers = answer_all(answerer, examples, [replace(p, add_share=best_share) for p in inner])
+            best_share, best_units, best_value = share, units, facts
+    inner = [replace(p, add_share=best_share, max_units=best_units) for p in inner]
+    answers = answer_all(answerer, examples, inner)
     # Questions the guard stopped (injection, noise) never reach the gate.
     gated = np.array([a.features is not None for a in answers])
     rows = np.vstack([a.features for a in answers if a.features is not None])
@@ -194,7 +198,7 @@ def fit(answerer: Answerer, examples: Sequence[Example], fusion: tuple[str, floa
         gate=gate,
         threshold=threshold,
         add_share=best_share,
-        max_units=base.max_units,
+        max_units=best_units,
         fusion=fusion,
         pool_size=base.pool_size,
     )

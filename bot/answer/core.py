@@ -168,7 +168,7 @@ class Answerer:
             message = text_for(ctx.language, "index_empty")
             return Prepared(ctx, stopped=self._stopped(ctx, "unavailable", message=message))
         units = make_units(ctx.passages, self.retriever.unit_terms)
-        rows = unit_rows(units, ctx.query, self.retriever.idf, ctx.asked, _absent)
+        rows = unit_rows(units, ctx.query, self.retriever.idf, ctx.asked, _absent, ctx.language)
         return Prepared(ctx, units, rows)
 
     def finish(self, prepared: Prepared, params: Params | None = None) -> Answer:

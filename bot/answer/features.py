@@ -25,6 +25,7 @@ Unit features (the ranker: is this unit the answer?):
     centrality       similarity of the unit to the centre of the collection (generic sentences)
     doc_dense        best similarity in the unit's document, minus the best overall
     dense_z          the unit's similarity standardised within the candidate pool
+    english          the question is in English; en_* repeat some features for English only
 
 Answer features (the gate: is the composed answer right?):
     top_prob, margin      the ranker's best unit probability (logit) and its lead on the next
@@ -53,6 +54,20 @@ import numpy as np
 from bot.answer.intent import AnswerType
 from bot.retrieval import Passage, Query
 
+# Features whose worth differs for an English question over mostly Danish units: the model gets
+# them a second time, zero for Danish questions (a language interaction a linear model needs).
+_BY_LANGUAGE = (
+    "dense",
+    "dense_gap",
+    "dense_rank",
+    "lexical",
+    "lexical_rank",
+    "coverage",
+    "context",
+    "heading",
+    "centrality",
+)
+
 UNIT_FEATURES = (
     "dense",
     "dense_gap",
@@ -76,6 +91,8 @@ UNIT_FEATURES = (
     "centrality",
     "doc_dense",
     "dense_z",
+    "english",
+    *(f"en_{name}" for name in _BY_LANGUAGE),
 )
 
 ANSWER_FEATURES = (
@@ -105,6 +122,7 @@ def unit_rows(
     idf: Callable[[str], float],
     asked: AnswerType,
     absent: Callable[[object], bool],
+    language: str = "da",
 ) -> np.ndarray:
     """One row of UNIT_FEATURES per unit (units carry `passage`, `terms`, `context_terms`).
 
@@ -152,7 +170,13 @@ def unit_rows(
             signals.get("centrality", 0.0),
             signals.get("doc_dense", passage.dense) - signals.get("top_dense", passage.dense),
             (passage.dense - pool_mean) / pool_std,
+            float(language == "en"),
+            *([0.0] * len(_BY_LANGUAGE)),
         )
+    if language == "en":
+        base = [UNIT_FEATURES.index(name) for name in _BY_LANGUAGE]
+        start = UNIT_FEATURES.index(f"en_{_BY_LANGUAGE[0]}")
+        rows[:, start : start + len(base)] = rows[:, base]
     return rows
 
 
