@@ -143,8 +143,10 @@ def compare_baseline(answerer, items: list[dict]) -> list[tuple[str, ...]]:
         base_hits.append(hit([n.node.metadata.get("file", "") for n in nodes], item))
 
         started = time.perf_counter()
-        passages = answerer.retriever.search(
-            Query.from_text(item["question"], "", answerer.retriever.vocabulary), k=16, per_doc=4
+        passages = answerer.retriever.pool(
+            Query.from_text(item["question"], "", answerer.retriever.vocabulary),
+            size=answerer.params.pool_size,
+            fusion=answerer.params.fusion,
         )
         our_ms.append((time.perf_counter() - started) * 1000)
         files = list(dict.fromkeys(p.metadata["file"] for p in passages))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from bot.embedding import Embedder
-from bot.errors import IndexEmpty
+from bot.errors import IndexEmpty, StoreUnavailable
 from bot.store import KnowledgeStore, StoredChunk
 from bot.text import Vocabulary, content_terms, expanded_terms
 
@@ -135,7 +135,7 @@ class HybridRetriever:
         for i, c in enumerate(chunks):
             doc_rows.setdefault(c.metadata["doc_id"], []).append(i)
             position[(c.metadata["doc_id"], int(c.metadata.get("chunk", 0)))] = i
-        matrix = _unit_matrix(chunks, self.store.all_vectors())
+        matrix = _unit_matrix(chunks, self.store.all_vectors([c.id for c in chunks]))
         neighbours = _neighbour_rows(chunks, position)
         with self._lock:
             self.chunks, self._bm25, self.vocabulary, self.idf = chunks, bm25, vocabulary, idf
@@ -183,7 +183,13 @@ class HybridRetriever:
         if time.monotonic() - self._checked_at < _RECHECK_SECONDS:
             return
         self._checked_at = time.monotonic()
-        if self.store.info().get("last_refresh") != self._loaded_refresh:
+        try:
+            refresh = self.store.info().get("last_refresh")
+        except StoreUnavailable:
+            # The whole index is in memory: keep answering from it while the server is away.
+            log.warning("retriever: the store cannot be reached; serving the loaded index")
+            return
+        if refresh != self._loaded_refresh:
             self.load()
 
     @property
@@ -191,6 +197,10 @@ class HybridRetriever:
         return self._loaded_refresh
 
     # -- search -------------------------------------------------------------------------------
+
+    def search(self, query: Query, k: int = 8, fusion: tuple[str, float] = ("cc", 0.5)) -> list[Passage]:
+        """The k best units by fused score."""
+        return self.pool(query, size=k, fusion=fusion, expand_docs=0)[:k]
 
     def pool(
         self,

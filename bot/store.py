@@ -195,13 +195,30 @@ class KnowledgeStore:
             for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
         ]
 
-    def all_vectors(self) -> dict[str, np.ndarray]:
-        """Every chunk's stored embedding by id (the retriever scores all units with them)."""
-        got = self._call(self.collection.get, include=["embeddings"])
-        return {
-            chunk_id: np.asarray(vector, dtype=np.float32)
-            for chunk_id, vector in zip(got["ids"], got["embeddings"], strict=True)
-        }
+    def all_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored embedding of each chunk id (the retriever scores all units with them).
+
+        After a killed ingest, Chroma can hold a chunk whose vector never reached its vector
+        index, and asking for it fails the whole request: such ids are found by halving the
+        request and left out, so the rest keeps serving until the next ingest repairs them.
+        """
+        from chromadb.errors import ChromaError
+
+        vectors: dict[str, np.ndarray] = {}
+        pending = [list(ids[i : i + _BATCH]) for i in range(0, len(ids), _BATCH)]
+        while pending:
+            batch = pending.pop()
+            try:
+                got = self._call(self.collection.get, ids=batch, include=["embeddings"])
+            except ChromaError:
+                if len(batch) > 1:
+                    pending += [batch[: len(batch) // 2], batch[len(batch) // 2 :]]
+                else:
+                    log.warning("store: chunk %s has no vector (run `python ingest.py`)", batch[0])
+                continue
+            for chunk_id, vector in zip(got["ids"], got["embeddings"], strict=True):
+                vectors[chunk_id] = np.asarray(vector, dtype=np.float32)
+        return vectors
 
     def upsert(
         self,

@@ -84,7 +84,11 @@ def test_invented_links_are_dropped_and_tokens_mapped_back(server, llm_answerer)
 
 
 def test_refusals_never_reach_the_llm(server, llm_answerer):
-    answer = llm_answerer.ask("Hvad bliver vejret i Aarhus i morgen?")
+    from dataclasses import replace
+
+    # A gate that refuses everything: whatever the gate refuses is never sent to the LLM.
+    prepared = llm_answerer.prepare("Hvad bliver vejret i Aarhus i morgen?", use_llm=True)
+    answer = llm_answerer.finish(prepared, replace(llm_answerer.params, threshold=1.01))
     assert answer.refused and server.requests == []
 
 

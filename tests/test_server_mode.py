@@ -38,8 +38,11 @@ def test_ingest_and_answers_over_http_and_recovery_after_an_outage(
     assert "UngiFokus" in answerer.ask("Hvad er UngiFokus?").text
 
     server.stop()
+    # The loaded index is in memory: answers keep coming while the server is away, also
+    # after the next freshness check finds it gone.
+    answerer.retriever._checked_at = 0.0
     down = answerer.ask("Hvad er UngiFokus?")
-    assert down.status == "unavailable" and "Prøv igen om lidt" in down.text
+    assert down.status == "answered" and "UngiFokus" in down.text
 
     env = {
         **os.environ,

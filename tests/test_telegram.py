@@ -625,7 +625,7 @@ async def test_status_and_refresh_by_staff_while_others_are_answered(
     after = await bot.command("/status", user_id=ADMIN)
     assert "Dokumenter: 4" in after.text
     seen = spy_answers(monkeypatch, bot.answerer)
-    await bot.answer(DA_QUESTION, user_id=7)
+    await bot.answer("Hvor længe var Gurli Martinussen direktør for TrygFonden?", user_id=7)
     assert NEW_DOC in [c.file for c in seen[-1].citations]
     assert not bot.tg.errors
 
