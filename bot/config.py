@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     embedding_threads: int = 2
     chunk_max_words: int = 120
     chunk_overlap_words: int = 15
+    # Limits per knowledge file: larger files, or files that split into more quotable units,
+    # fail alone with a clear reason (a 50 MB text would otherwise embed for hours).
+    max_document_bytes: int = 20_000_000
+    max_document_units: int = 3_000
 
     # Web sources (`python ingest.py --fetch`)
     fetch_connect_timeout_seconds: float = 10.0

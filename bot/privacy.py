@@ -19,7 +19,26 @@ _PHONE = re.compile(
     r"(?<![\w+.,-])(?:(?:\+|00)\d{1,3}[ .]?(?:\d[ .]?){6,12}\d|\d{2}(?:[ .]?\d{2}){3}|\d{4} \d{4})(?![\w.,-]?\d)"
 )
 
-KINDS = {"cpr": _CPR, "email": _EMAIL, "phone": _PHONE}
+# An amount or a quantity after the digits ("40000000 kr", "12 34 56 78 mio.") is not a phone.
+_UNIT_AFTER = re.compile(
+    r"\s*(kr\b|kroner|dkk|mio|mia|millioner|euro|eur\b|%|procent|borgere)", re.I
+)
+_YEAR = re.compile(r"(?:19|20)\d{2}")
+
+
+def _is_phone(match: re.Match[str]) -> bool:
+    """Whether a phone-shaped match is a phone number, not two years or an amount."""
+    if _UNIT_AFTER.match(match.string, match.end()):
+        return False
+    groups = match.group(0).split()
+    return not (len(groups) == 2 and all(_YEAR.fullmatch(g) for g in groups))
+
+
+def _phones(text: str) -> list[re.Match[str]]:
+    return [m for m in _PHONE.finditer(text) if _is_phone(m)]
+
+
+KINDS = {"cpr": _CPR, "email": _EMAIL}
 
 
 @dataclass(frozen=True)
@@ -40,6 +59,8 @@ def find_personal_data(text: str) -> Finding:
         if pattern.search(rest):
             found.add(kind)
             rest = pattern.sub(" ", rest)
+    if _phones(rest):
+        found.add("phone")
     return Finding(frozenset(found))
 
 
@@ -53,4 +74,4 @@ def redact(text: str) -> str:
 def _phone_placeholder(match: re.Match[str]) -> str:
     digits = sum(ch.isdigit() for ch in match.group(0))
     # Years, amounts and dates have fewer digits; 8+ digits is a phone number here.
-    return "[TELEFON]" if digits >= 8 else match.group(0)
+    return "[TELEFON]" if digits >= 8 and _is_phone(match) else match.group(0)

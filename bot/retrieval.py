@@ -198,7 +198,9 @@ class HybridRetriever:
 
     # -- search -------------------------------------------------------------------------------
 
-    def search(self, query: Query, k: int = 8, fusion: tuple[str, float] = ("cc", 0.5)) -> list[Passage]:
+    def search(
+        self, query: Query, k: int = 8, fusion: tuple[str, float] = ("cc", 0.5)
+    ) -> list[Passage]:
         """The k best units by fused score."""
         return self.pool(query, size=k, fusion=fusion, expand_docs=0)[:k]
 

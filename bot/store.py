@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -76,15 +76,28 @@ def open_client(settings: Settings):
 class KnowledgeStore:
     """The knowledge collection with the operations ingest and retrieval need."""
 
-    def __init__(self, client, name: str) -> None:
-        self._client = client
+    def __init__(self, client, name: str, connect: Callable[[], Any] | None = None) -> None:
+        self._connected = client
+        self._connect = connect
         self.name = name
         self._collection = None
 
     @classmethod
     def open(cls, settings: Settings) -> KnowledgeStore:
-        """Open the configured store (the collection itself is opened lazily)."""
+        """Open the configured store (the collection itself is opened lazily).
+
+        A Chroma server is connected to on first use, and again after a failed attempt, so a
+        bot started before its server comes up answers "try again shortly" until it does.
+        """
+        if settings.chroma_host:
+            return cls(None, settings.collection, connect=lambda: open_client(settings))
         return cls(open_client(settings), settings.collection)
+
+    @property
+    def _client(self):
+        if self._connected is None:
+            self._connected = self._connect()
+        return self._connected
 
     # -- collection ---------------------------------------------------------------------------
 

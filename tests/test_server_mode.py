@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -74,3 +75,41 @@ def test_server_down_at_start_is_a_clear_error(tmp_path, small_kb):
     )
     with pytest.raises(StoreUnavailable, match="cannot be reached"):
         KnowledgeStore.open(settings).count()
+
+
+def test_a_bot_started_before_its_server_answers_once_the_server_is_up(
+    tmp_path, small_kb, embedder
+):
+    from tests.chroma_server import free_port
+
+    port = free_port()
+    settings = make_settings(tmp_path / "data", small_kb, chroma_host="127.0.0.1", chroma_port=port)
+    answerer = Answerer(settings, embedder=embedder)
+    answerer.warm_up()  # the server is not up: no exception
+    early = answerer.ask("Hvad er UngiFokus?")
+    assert early.status == "unavailable" and "Prøv igen om lidt" in early.text
+
+    env = {
+        **os.environ,
+        "DATA_DIR": str(tmp_path / "data"),
+        "KNOWLEDGE_DIR": str(small_kb),
+        "CHROMA_HOST": "127.0.0.1",
+        "CHROMA_PORT": str(port),
+    }
+    down = subprocess.run(
+        [sys.executable, "-m", "bot", "ask", "--json", "Hvad er UngiFokus?"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    payload = json.loads(down.stdout)
+    assert payload["status"] == "unavailable" and payload["refused"] is True
+
+    server = ChromaServer(tmp_path / "late-server", port=port).start()
+    try:
+        assert run_ingest(settings, embedder=embedder).exit_code == 0
+        late = answerer.ask("Hvad er UngiFokus?")
+        assert late.status == "answered" and "UngiFokus" in late.text
+    finally:
+        server.stop()

@@ -20,7 +20,6 @@ from bot.answer.compose import Composition, Unit, compose, make_units, select_un
 from bot.answer.features import answer_row, unit_rows
 from bot.answer.followup import ConversationMemory
 from bot.answer.intent import AnswerType
-from bot.answer.language import detect
 from bot.answer.llm import LLMComposer, Source
 from bot.answer.messages import text_for
 from bot.answer.model import Params
@@ -28,6 +27,7 @@ from bot.answer.models import Answer, Citation
 from bot.config import Settings
 from bot.embedding import Embedder, make_embedder
 from bot.errors import IndexEmpty, LLMError, StoreUnavailable
+from bot.language import detect
 from bot.retrieval import HybridRetriever, Passage, Query
 from bot.store import KnowledgeStore
 
@@ -87,6 +87,7 @@ class Answerer:
         self.llm = LLMComposer(settings)
         self._links: dict[str, dict[str, str]] | None = None
         self._links_refresh: str | None = None
+        self._store_checked = False
         self._lock = threading.Lock()
 
     # -- public -------------------------------------------------------------------------------
@@ -94,7 +95,7 @@ class Answerer:
     @classmethod
     def started(cls, settings: Settings) -> Answerer:
         """An answerer ready for its first question (what every command-line face needs)."""
-        from bot.answer.language import preload
+        from bot.language import preload
 
         preload()
         answerer = cls(settings)
@@ -102,11 +103,23 @@ class Answerer:
         return answerer
 
     def warm_up(self) -> None:
-        """Load the index, the embedder and the language model before the first question."""
-        self.store.check_embedder(self.embedder.backend, self.embedder.model, None)
-        self.retriever.ensure_fresh()
+        """Load the index, the embedder and the language model before the first question.
+
+        A Chroma server that is not up yet is not fatal: answers say "try again shortly"
+        until it is, and the index is loaded on the first question after that.
+        """
         self.embedder.embed_query("opvarmning")
         detect("opvarmning")
+        try:
+            self._check_store()
+            self.retriever.ensure_fresh()
+        except StoreUnavailable:
+            log.warning("answer: the store cannot be reached yet; answers will say so")
+
+    def _check_store(self) -> None:
+        if not self._store_checked:
+            self.store.check_embedder(self.embedder.backend, self.embedder.model, None)
+            self._store_checked = True
 
     def ask(self, question: str, chat_id: str | None = None, use_llm: bool = True) -> Answer:
         """Answer one question; never raises for bad input or a store outage."""
@@ -186,6 +199,7 @@ class Answerer:
     def _retrieve(self, ctx: Context) -> None:
         started = time.perf_counter()
         context = self.memory.context_for(ctx.chat_id, ctx.search_text)
+        self._check_store()
         self.retriever.ensure_fresh()
         ctx.query = Query.from_text(
             ctx.search_text, context, self.retriever.vocabulary, ctx.language

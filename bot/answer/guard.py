@@ -8,6 +8,7 @@ warning, and removed from the text that is searched, logged or stored.
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -53,10 +54,24 @@ class GuardResult:
     length: int = 0
 
 
+# Terminal escape sequences (colours, cursor moves) and the other control characters.
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Markup a question may arrive wrapped in: HTML tags and entities, Markdown emphasis, code,
+# headings, quotes and links ("**Hvem** er [formand](url)?" asks "Hvem er formand?").
+_HTML_TAG = re.compile(r"</?[A-Za-z][^<>]{0,200}>")
+_MD_LINK = re.compile(r"\[([^\]]+)\]\([^)\s]+\)")
+_MD_MARKS = re.compile(r"(\*{1,3}|_{2,3}|`+|~~)")
+_MD_LINE = re.compile(r"(?m)^\s*(?:#{1,6}|>+)\s*")
+
+
 def clean(text: str) -> str:
-    """NFC-normalise, drop invisible characters and collapse whitespace."""
+    """NFC-normalise, drop invisible and control characters and markup, collapse whitespace."""
     text = unicodedata.normalize("NFC", text or "")
     text = _INVISIBLE.sub("", text)
+    text = _CONTROL.sub(" ", _ANSI.sub(" ", text))
+    text = _MD_LINE.sub("", _MD_LINK.sub(r"\1", text))
+    text = html.unescape(_MD_MARKS.sub("", _HTML_TAG.sub(" ", text)))
     return re.sub(r"\s+", " ", text).strip()
 
 

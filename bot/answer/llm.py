@@ -18,9 +18,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from bot.answer.language import detect
 from bot.config import Settings
 from bot.errors import LLMError
+from bot.language import detect
 
 log = logging.getLogger(__name__)
 

@@ -41,13 +41,42 @@ class SourceDocument:
         return "\n\n".join(text for text, _ in self.parts)
 
 
-def read_manifest(knowledge_dir: Path) -> dict[str, dict[str, str]]:
-    """Rows of `sources.csv` keyed by file name (empty if there is none)."""
+MANIFEST_COLUMNS = ("file", "title", "source_url", "source_date", "kind", "language")
+
+
+def read_manifest(
+    knowledge_dir: Path, warnings: list[str] | None = None
+) -> dict[str, dict[str, str]]:
+    """Rows of `sources.csv` keyed by file name (empty if there is none).
+
+    A line that is not valid UTF-8 loses that row only (named in warnings); an unknown or
+    missing column in the header is named too, since its values would be silently ignored.
+    """
+    warnings = warnings if warnings is not None else []
     path = knowledge_dir / MANIFEST
     if not path.exists():
         return {}
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        return {row["file"].strip(): row for row in csv.DictReader(handle) if row.get("file")}
+    lines: list[str] = []
+    for number, raw in enumerate(path.read_bytes().splitlines(keepends=True), 1):
+        try:
+            lines.append(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
+        except UnicodeDecodeError:
+            warnings.append(f"{MANIFEST} line {number}: not valid UTF-8; that row is ignored")
+    reader = csv.DictReader(lines)
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    unknown = [h for h in header if h not in MANIFEST_COLUMNS]
+    if unknown or "file" not in header:
+        warnings.append(
+            f"{MANIFEST}: unknown column(s) {', '.join(unknown) or '(none)'}"
+            f"{'' if 'file' in header else ', and no file column'}; expected "
+            f"{', '.join(MANIFEST_COLUMNS)}"
+        )
+    rows: dict[str, dict[str, str]] = {}
+    for row in reader:
+        name = (row.get("file") or "").strip()
+        if name:
+            rows[name] = {k.strip(): v for k, v in row.items() if isinstance(k, str)}
+    return rows
 
 
 def iso_date(value: Any) -> str | None:
@@ -68,7 +97,7 @@ def iso_date(value: Any) -> str | None:
 
 def detect_language(text: str) -> str:
     """'da' or 'en' for a document's text; Danish when unsure."""
-    from bot.answer.language import detect
+    from bot.language import detect
 
     return detect(text)
 
@@ -76,11 +105,23 @@ def detect_language(text: str) -> str:
 def _decode(raw: bytes, name: str, warnings: list[str]) -> str:
     if not raw.strip():
         raise LoaderError(f"{name}: the file is empty")
+    if _looks_binary(raw[:8192]):
+        raise LoaderError(
+            f"{name}: binary content, not text (is it really a {Path(name).suffix} file?)"
+        )
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         warnings.append(f"{name}: not valid UTF-8; read as Windows-1252 (check æ, ø, å)")
         return raw.decode("cp1252", errors="replace")
+
+
+def _looks_binary(head: bytes) -> bool:
+    """NUL bytes, or more than a tenth control bytes: an image or archive under a text name."""
+    if b"\x00" in head:
+        return True
+    control = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
+    return control > len(head) / 10
 
 
 def _load_markdown(path: Path, warnings: list[str]) -> tuple[dict[str, Any], str]:
@@ -89,7 +130,7 @@ def _load_markdown(path: Path, warnings: list[str]) -> tuple[dict[str, Any], str
     if not match:
         return {}, text
     try:
-        front = yaml.safe_load(match.group(1)) or {}
+        front = yaml.load(match.group(1), Loader=_FrontMatterLoader) or {}
     except yaml.YAMLError as exc:
         warnings.append(f"{path.name}: front matter is not valid YAML ({exc.__class__.__name__})")
         front = {}
@@ -97,6 +138,17 @@ def _load_markdown(path: Path, warnings: list[str]) -> tuple[dict[str, Any], str
         warnings.append(f"{path.name}: front matter is not a mapping; ignored")
         front = {}
     return front, text[match.end() :]
+
+
+class _FrontMatterLoader(yaml.SafeLoader):
+    """YAML without implicit timestamps: a date stays text, so "2024-13-45" is a warning for
+    that field (checked by `iso_date`), not an exception that stops the ingest."""
+
+
+_FrontMatterLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def _load_text(path: Path, warnings: list[str]) -> tuple[dict[str, Any], str]:
@@ -178,11 +230,20 @@ def pdf_to_pages(
 
 
 def load_document(
-    path: Path, knowledge_dir: Path, manifest: dict[str, dict[str, str]]
+    path: Path,
+    knowledge_dir: Path,
+    manifest: dict[str, dict[str, str]],
+    max_bytes: int | None = None,
 ) -> SourceDocument:
     """Load one file; raises LoaderError with a reason when it cannot be used."""
     suffix = path.suffix.lower()
     warnings: list[str] = []
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise LoaderError(
+            f"{path.name}: {size / 1e6:.1f} MB, more than the limit of {max_bytes / 1e6:.1f} MB "
+            "(MAX_DOCUMENT_BYTES)"
+        )
     try:
         if suffix in (".md", ".markdown"):
             own, text = _load_markdown(path, warnings)
@@ -280,10 +341,24 @@ def discover(paths: list[Path], knowledge_dir: Path) -> tuple[list[Path], list[s
     """Files to ingest under the given paths, and warnings for skipped ones."""
     files: list[Path] = []
     skipped: list[str] = []
+    home = knowledge_dir.resolve()
     for root in paths:
-        candidates = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        candidates = [root] if root.is_file() else sorted(root.rglob("*"))
         for path in candidates:
             rel = path.relative_to(knowledge_dir) if path.is_relative_to(knowledge_dir) else path
+            if path.is_symlink():
+                try:
+                    target = path.resolve(strict=True)
+                except (OSError, RuntimeError):
+                    skipped.append(f"{rel.as_posix()}: skipped, a broken or looping symlink")
+                    continue
+                if not target.is_relative_to(home):
+                    skipped.append(
+                        f"{rel.as_posix()}: skipped, a symlink to outside the knowledge folder"
+                    )
+                    continue
+            if not path.is_file():
+                continue
             if any(part.startswith(".") for part in rel.parts) or path.name == MANIFEST:
                 continue
             if path.suffix.lower() not in SUPPORTED:

@@ -167,15 +167,17 @@ def load_all(
     """Load every file in scope; failures and warnings go to the report."""
     files, skipped = discover(scope, settings.knowledge_dir)
     report.warnings.extend(skipped)
-    manifest = read_manifest(settings.knowledge_dir)
+    manifest = read_manifest(settings.knowledge_dir, report.warnings)
     docs: dict[str, tuple[SourceDocument, str]] = {}
     for path in files:
         try:
-            doc = load_document(path, settings.knowledge_dir, manifest)
-        except LoaderError as exc:
+            doc = load_document(path, settings.knowledge_dir, manifest, settings.max_document_bytes)
+        except (LoaderError, OSError, ValueError) as exc:
+            # One bad file fails alone, named; the others are still indexed (exit status 1).
             rel = path.relative_to(settings.knowledge_dir).as_posix()
-            report.failures.append({"document": rel, "reason": str(exc)})
-            log.warning("ingest: %s", exc)
+            reason = str(exc) if isinstance(exc, LoaderError) else f"{path.name}: {exc}"
+            report.failures.append({"document": rel, "reason": reason})
+            log.warning("ingest: %s", reason)
             continue
         report.warnings.extend(doc.warnings)
         docs[doc.doc_id] = (doc, document_hash(doc, settings))
@@ -377,6 +379,17 @@ def _apply(
     work = []
     for doc, digest in plan.new + plan.changed:
         chunks = chunk_document(doc, settings.chunk_max_words, settings.chunk_overlap_words)
+        if len(chunks) > settings.max_document_units:
+            reason = (
+                f"{doc.metadata.get('file', doc.doc_id)}: {len(chunks)} quotable units, more than "
+                f"the limit of {settings.max_document_units} (MAX_DOCUMENT_UNITS); not indexed"
+            )
+            report.failures.append({"document": doc.doc_id, "reason": reason})
+            for names in (report.added, report.updated):
+                if doc.doc_id in names:
+                    names.remove(doc.doc_id)
+            log.warning("ingest: %s", reason)
+            continue
         work.append((doc, digest, chunks))
     total = sum(len(chunks) for _, _, chunks in work)
     tick = progress(total) if (progress and total) else None

@@ -30,10 +30,10 @@ from telegram.ext import (
 )
 
 from bot.answer.core import Answerer
-from bot.answer.language import detect
 from bot.answer.models import Answer
 from bot.config import Settings
 from bot.errors import BotError
+from bot.language import detect
 from bot.metrics import Metrics
 from bot.telegram.feedback import FeedbackStore
 from bot.telegram.render import render_answer, split_message, strip_html
@@ -381,7 +381,7 @@ def build_application(
 
 def run(settings: Settings) -> int:
     """Run the bot until interrupted: polling, or a webhook when WEBHOOK_URL is set."""
-    from bot.answer.language import preload
+    from bot.language import preload
 
     preload()
     application = build_application(settings)
