@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bot import serving
 from bot.answer import guard
 from bot.answer.compose import Composition, Unit, compose, make_units, select_units
 from bot.answer.features import answer_row, unit_rows
@@ -98,6 +99,7 @@ class Answerer:
         from bot.language import preload
 
         preload()
+        serving.hold(settings)
         answerer = cls(settings)
         answerer.warm_up()
         return answerer

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from bot import serving
 from bot.config import Settings
 from bot.errors import BotError, ConfigError, IngestLocked, StoreError
 from bot.ingest.pipeline import IngestReport, run_ingest
@@ -129,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
                 else format_status(status)
             )
             return 0
+        if not args.dry_run and serving.elsewhere(settings):
+            _fail(serving.MESSAGE.format(data_dir=settings.data_dir), args.json)
+            return 2
         report = run_ingest(
             settings,
             args.paths or None,

@@ -29,6 +29,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot import serving
 from bot.answer.core import Answerer
 from bot.answer.models import Answer
 from bot.config import Settings
@@ -384,6 +385,7 @@ def run(settings: Settings) -> int:
     from bot.language import preload
 
     preload()
+    serving.hold(settings)  # ingest.py from another process now refuses (bot.serving)
     application = build_application(settings)
     if settings.webhook_url:
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
