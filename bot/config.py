@@ -56,8 +56,6 @@ class Settings(BaseSettings):
     max_question_chars: int = 1000
     # The fitted ranker and refusal gate (`make train`); default: bot/answer/params.json.
     answer_params: Path | None = None
-    # The ranker also weighs every other unit of this many top documents (0 turns it off).
-    expand_docs: int = 2
     memory_turns: int = 3
     memory_ttl_seconds: int = 1800
 

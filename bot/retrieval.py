@@ -1,7 +1,8 @@
-"""Hybrid retrieval: dense (Chroma, e5) and BM25 (Danish stems), fused, diverse by document.
+"""Hybrid retrieval: dense (e5 vectors stored in Chroma) and BM25 (Danish stems), fused.
 
-The BM25 index lives in memory and is rebuilt from Chroma whenever the collection's
-`last_refresh` changes, so a refresh by another process is picked up within seconds.
+The chunks, their vectors and the BM25 index are loaded from Chroma into memory and reloaded
+whenever the collection's `last_refresh` changes, so a refresh by another process is picked up
+within seconds; while a Chroma server is away, the loaded index keeps answering.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from bot.text import Vocabulary, content_terms, expanded_terms
 log = logging.getLogger(__name__)
 
 _RRF_K = 20
-ChunkTest = Callable[[str, dict[str, Any]], bool]  # a test on a chunk's text and metadata
 _RECHECK_SECONDS = 5.0
 
 
@@ -113,7 +113,13 @@ class HybridRetriever:
         """(Re)build the in-memory BM25 index from the chunks in Chroma."""
         import bm25s
 
-        refresh = self.store.info().get("last_refresh")
+        info = self.store.info()
+        refresh = info.get("last_refresh")
+        if info.get("build") == "incomplete":
+            log.warning(
+                "retriever: the index build was interrupted; answering from a partial index "
+                "until `python ingest.py` finishes it"
+            )
         chunks = self.store.all_chunks()
         if not chunks:
             raise IndexEmpty("The knowledge index is empty. Run `python ingest.py` first.")
@@ -165,16 +171,6 @@ class HybridRetriever:
             self._terms[chunk_id] = cached
         return cached
 
-    def previous(self, passage: Passage) -> str | None:
-        """The text of the unit before a passage in the same section, if there is one."""
-        meta = passage.metadata
-        with self._lock:
-            chunks, position = self.chunks, self._position
-        row = position.get((meta["doc_id"], int(meta.get("chunk", 0)) - 1))
-        if row is None or chunks[row].metadata.get("section") != meta.get("section"):
-            return None
-        return chunks[row].text
-
     def ensure_fresh(self) -> None:
         """Reload when the collection was refreshed since the last load (checked every 5 s)."""
         if self._bm25 is None:
@@ -202,30 +198,25 @@ class HybridRetriever:
         self, query: Query, k: int = 8, fusion: tuple[str, float] = ("cc", 0.5)
     ) -> list[Passage]:
         """The k best units by fused score."""
-        return self.pool(query, size=k, fusion=fusion, expand_docs=0)[:k]
+        return self.pool(query, size=k, fusion=fusion)[:k]
 
     def pool(
         self,
         query: Query,
         size: int = 24,
         fusion: tuple[str, float] = ("cc", 0.5),
-        expand_docs: int = 2,
-        near: ChunkTest | None = None,
-        anywhere: ChunkTest | None = None,
     ) -> list[Passage]:
         """Candidate units for the ranker, best fused first, each with its retrieval signals.
 
         Every unit is scored against the question (one product with the stored vectors), so
-        ranks, a unit's neighbours and units of the asked type all have a similarity. The pool
-        is the best `size` by fused score plus the best `size` by each list alone, the units of
-        the first `expand_docs` documents for which near() holds, and every unit for which
-        anywhere() holds. `fusion` is ("cc", weight of dense) for a convex combination of
+        ranks and a unit's neighbours all have a similarity. The pool
+        is the best `size` by fused score plus the best `size` // 2 by each list alone. `fusion` is ("cc", weight of dense) for a convex combination of
         min-max normalised scores, or ("rrf", weight of dense) for reciprocal-rank fusion.
         """
         self.ensure_fresh()
         with self._lock:
             chunks, bm25, matrix = self.chunks, self._bm25, self._matrix
-            neighbours, doc_rows, centrality = self._neighbours, self._doc_rows, self._centrality
+            neighbours, centrality = self._neighbours, self._centrality
         n = len(chunks)
         vector = self.embedder.embed_query(query.embed_text or query.text)
         sims = matrix @ (vector / (np.linalg.norm(vector) or 1.0))
@@ -245,13 +236,6 @@ class HybridRetriever:
         for i in np.argsort(-sims, kind="stable"):
             doc_dense.setdefault(chunks[i].metadata["doc_id"], float(sims[i]))
         doc_rank = {d: r for r, d in enumerate(doc_best)}
-        if near:
-            for doc in list(doc_best)[:expand_docs]:
-                rows += [
-                    i for i in doc_rows.get(doc, []) if near(chunks[i].text, chunks[i].metadata)
-                ]
-        if anywhere:
-            rows += [i for i, c in enumerate(chunks) if anywhere(c.text, c.metadata)]
         top_dense, top_lexical = float(sims.max(initial=0.0)), float(lexical.max(initial=0.0))
         passages = []
         for i in sorted(set(int(r) for r in rows), key=lambda r: -fused[r]):

@@ -32,5 +32,7 @@ def index_status(settings: Settings, store: KnowledgeStore | None = None) -> dic
         "embedding_model": meta.get("embedding_model"),
         "embedding_dim": meta.get("embedding_dim"),
         "last_refresh": meta.get("last_refresh"),
+        # Indexes from before this marker existed were complete when they were written.
+        "build": meta.get("build") or ("complete" if meta.get("last_refresh") else "empty"),
         "items": items,
     }

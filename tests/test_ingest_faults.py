@@ -95,3 +95,42 @@ def test_files_over_the_size_or_unit_limits_fail_alone_with_the_limit_named(
     failed = {f["document"]: f["reason"] for f in report.failures}
     assert "MAX_DOCUMENT_UNITS" in failed["many.md"]
     assert "many.md" not in indexed(settings) and indexed(settings) >= GOOD
+
+
+def test_a_killed_first_build_is_marked_incomplete_and_finished_by_the_next_run(
+    tmp_path, small_kb, embedder
+):
+    from bot.status import index_status
+    from tests.test_ingest import run_cli
+
+    data = tmp_path / "data"
+    env = {"DATA_DIR": str(data), "KNOWLEDGE_DIR": str(small_kb), "SPOERG_CRASH_AT": "after-upsert"}
+    assert run_cli(env=env).returncode == -9
+    settings = make_settings(data, small_kb)
+    status = index_status(settings)
+    assert status["build"] == "incomplete" and status["documents"] < len(GOOD)
+    shown = run_cli("--status", env={"DATA_DIR": str(data), "KNOWLEDGE_DIR": str(small_kb)})
+    assert "INCOMPLETE" in shown.stdout
+
+    report = run_ingest(settings, embedder=embedder)
+    assert report.exit_code == 0
+    assert index_status(settings)["build"] == "complete"
+    assert indexed(settings) == GOOD
+
+
+def test_a_killed_rebuild_leaves_no_orphan_collection_after_the_next_ingest(
+    tmp_path, small_kb, embedder
+):
+    from tests.test_ingest import run_cli
+
+    data = tmp_path / "data"
+    settings = make_settings(data, small_kb)
+    run_ingest(settings, embedder=embedder)
+    env = {"DATA_DIR": str(data), "KNOWLEDGE_DIR": str(small_kb), "SPOERG_CRASH_AT": "after-upsert"}
+    assert run_cli("--rebuild", env=env).returncode == -9
+    store = KnowledgeStore.open(settings)
+    assert store.sibling(f"{store.name}-rebuild").exists()
+    report = run_ingest(settings, embedder=embedder)
+    assert any("interrupted --rebuild" in w for w in report.warnings)
+    assert not store.sibling(f"{store.name}-rebuild").exists()
+    assert indexed(settings) == GOOD

@@ -54,7 +54,6 @@ class Unit:
     heading_terms: frozenset[str] = frozenset()
     score: float = 0.0  # the ranker's probability that this unit answers the question
     coverage: float = 0.0
-    typed: bool = False  # of the answer type the question asks for
 
     @property
     def doc_id(self) -> str:
@@ -127,14 +126,8 @@ def select_units(units: list[Unit], add_share: float, max_units: int) -> list[Un
     return chosen
 
 
-def compose(
-    units: list[Unit], previous: Callable[[Passage], str | None] | None = None
-) -> Composition:
-    """Group chosen units by document, newest document first, and number the sources.
-
-    A sentence that opens with a pronoun ("It links to …", "Det henviser til …") is quoted
-    with the sentence before it (from `previous`), so that the reader knows what "it" is.
-    """
+def compose(units: list[Unit]) -> Composition:
+    """Group chosen units by document, newest document first, and number the sources."""
     by_doc: dict[str, list[Unit]] = {}
     for unit in units:
         by_doc.setdefault(unit.doc_id, []).append(unit)
@@ -151,8 +144,7 @@ def compose(
     for n, group in enumerate(ordered, 1):
         group.sort(key=lambda u: (u.passage.metadata.get("chunk", 0), u.order))
         meta = group[0].passage.metadata
-        quoted = {u.text for u in group}
-        texts = [_with_antecedent(u, quoted, previous) for u in group]
+        texts = [u.text for u in group]
         for text in texts:
             lines.append(_quote_line(text, n))
         citations.append(
@@ -170,31 +162,6 @@ def compose(
     dates = {c.date for c in citations if c.date}
     languages = frozenset(u.passage.metadata.get("language", "da") for u in units)
     return Composition(lines, citations, len(dates) > 1, languages)
-
-
-# Pronouns that point back to the sentence before ("It links to …", "Det henviser til …"); a
-# quote opening with one needs that sentence. Danish "den/det/de" are pronouns only before a
-# verb ("Det henviser"); before a noun they are articles ("Den sociale investeringsfond").
-_ANAPHOR = re.compile(
-    r"^(?:(?:dette|denne|disse|han|hun|hans|hendes|deres|derfor|"
-    r"it|its|this|that|these|those|they|their|he|she|his|her|therefore)\b"
-    r"|(?:det|den|de)\s+(?:er|var|har|havde|blev|bliver|kan|skal|vil|må|henviser|gælder|"
-    r"betyder|handler|viser|består|indeholder|omfatter|nævner)\b)",
-    re.IGNORECASE,
-)
-
-
-def _with_antecedent(
-    unit: Unit, quoted: set[str], previous: Callable[[Passage], str | None] | None
-) -> str:
-    if previous is None or unit.passage.metadata.get("form", "sentence") != "sentence":
-        return unit.text
-    if not _ANAPHOR.match(unit.text):
-        return unit.text
-    before = previous(unit.passage)
-    if not before or before in quoted or "\n" in before:
-        return unit.text
-    return f"{before} {unit.text}"
 
 
 def _quote_line(text: str, n: int) -> str:

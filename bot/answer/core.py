@@ -20,7 +20,6 @@ from bot.answer import guard
 from bot.answer.compose import Composition, Unit, compose, make_units, select_units
 from bot.answer.features import answer_row, unit_rows
 from bot.answer.followup import ConversationMemory
-from bot.answer.intent import AnswerType
 from bot.answer.llm import LLMComposer, Source
 from bot.answer.messages import text_for
 from bot.answer.model import Params
@@ -48,7 +47,6 @@ class Context:
     notice: str = ""
     use_llm: bool = True
     query: Query | None = None
-    asked: AnswerType = field(default_factory=AnswerType)
     passages: list[Passage] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -183,7 +181,7 @@ class Answerer:
             message = text_for(ctx.language, "index_empty")
             return Prepared(ctx, stopped=self._stopped(ctx, "unavailable", message=message))
         units = make_units(ctx.passages, self.retriever.unit_terms)
-        rows = unit_rows(units, ctx.query, self.retriever.idf, ctx.asked, _absent, ctx.language)
+        rows = unit_rows(units, ctx.query, self.retriever.idf, _absent, ctx.language)
         return Prepared(ctx, units, rows)
 
     def finish(self, prepared: Prepared, params: Params | None = None) -> Answer:
@@ -212,16 +210,8 @@ class Answerer:
                 ctx.query = Query.from_text(condensed, "", self.retriever.vocabulary, ctx.language)
             except LLMError as exc:
                 log.info("llm: condensing failed (%s); using the rule-based expansion", exc)
-        ctx.asked = asked = AnswerType.of(ctx.query.text)
         ctx.passages = self.retriever.pool(
-            ctx.query,
-            size=self.params.pool_size,
-            fusion=self.params.fusion,
-            # Units of the asked type from the top documents (a link for "how can we …"),
-            # and lists of what a "which …" question asks for from any document.
-            expand_docs=self.settings.expand_docs,
-            near=asked.fits if asked else None,
-            anywhere=asked.lists if asked.focus else None,
+            ctx.query, size=self.params.pool_size, fusion=self.params.fusion
         )
         self.memory.remember(ctx.chat_id, ctx.query.text)
         ctx.timings["retrieve"] = (time.perf_counter() - started) * 1000
@@ -262,8 +252,8 @@ class Answerer:
         if not chosen or confidence < params.threshold:
             return self._refusal(base, None)
         if chosen[0].is_absence:
-            return self._refusal(base, compose(chosen[:1], self.retriever.previous))
-        composition = compose(chosen, self.retriever.previous)
+            return self._refusal(base, compose(chosen[:1]))
+        composition = compose(chosen)
         base.text = self._render(ctx.language, composition)
         base.citations = composition.citations
         if ctx.use_llm:

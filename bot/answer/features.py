@@ -15,8 +15,6 @@ Unit features (the ranker: is this unit the answer?):
     coverage         IDF-weighted share of the question's terms in the unit
     context          share found only around the unit (title, heading, neighbours)
     heading          share found in the document title and the unit's heading
-    typed            the unit is of the asked answer type (a list of what "which" asks, a link)
-    number           the question asks how many/when and the unit has a number it lacks
     form_list, form_item, form_summary   the unit's form (a sentence is the baseline)
     length           log(1 + words)
     position         log(1 + the unit's place in its document)
@@ -51,7 +49,6 @@ from collections.abc import Callable, Container, Sequence
 
 import numpy as np
 
-from bot.answer.intent import AnswerType
 from bot.retrieval import Passage, Query
 
 # Features whose worth differs for an English question over mostly Danish units: the model gets
@@ -79,8 +76,6 @@ UNIT_FEATURES = (
     "coverage",
     "context",
     "heading",
-    "typed",
-    "number",
     "form_list",
     "form_item",
     "form_summary",
@@ -120,17 +115,15 @@ def unit_rows(
     units: Sequence,
     query: Query,
     idf: Callable[[str], float],
-    asked: AnswerType,
     absent: Callable[[object], bool],
     language: str = "da",
 ) -> np.ndarray:
     """One row of UNIT_FEATURES per unit (units carry `passage`, `terms`, `context_terms`).
 
-    Also sets each unit's `coverage` and `typed`, which the composer and the gate reuse.
+    Also sets each unit's `coverage`, which the gate reuses.
     """
     weights = {t: w * idf(t) for t, w in query.weights().items()}
     total = sum(weights.values()) or 1.0
-    asked_numbers = set(_NUMBERS.findall(query.text))
     rows = np.zeros((len(units), len(UNIT_FEATURES)), dtype=np.float64)
     sims = np.array([u.passage.dense for u in units]) if units else np.zeros(1)
     pool_mean, pool_std = float(sims.mean()), float(sims.std()) or 1.0
@@ -144,9 +137,7 @@ def unit_rows(
         heading_terms = unit.heading_terms
         heading = sum(w for t, w in weights.items() if t in heading_terms)
         unit.coverage = own / total
-        unit.typed = bool(asked) and asked.fits(passage.text, meta)
         form = meta.get("form", "sentence")
-        new_number = bool(set(_NUMBERS.findall(passage.text)) - asked_numbers)
         rows[r] = (
             passage.dense,
             signals.get("top_dense", passage.dense) - passage.dense,
@@ -158,8 +149,6 @@ def unit_rows(
             own / total,
             around / total,
             heading / total,
-            float(unit.typed),
-            float(asked.number and new_number),
             float(form == "list"),
             float(form == "item"),
             float(form == "summary"),

@@ -104,6 +104,10 @@ def format_status(status: dict) -> str:
         f"(dimension {status['embedding_dim']})",
         f"Last refresh: {status['last_refresh'] or 'never'}",
     ]
+    if status.get("build") == "incomplete":
+        lines.append(
+            "Build: INCOMPLETE - an ingest was interrupted; run `python ingest.py` to finish it"
+        )
     for doc in status["items"]:
         lines.append(
             f"  {doc['source_date'] or '----------':<10}  {doc['doc_id']}  ({doc['chunks']} chunks)"

@@ -277,6 +277,21 @@ def _save_web_state(settings: Settings, batch: WebBatch) -> None:
     save_state(state_path(settings), batch.state)
 
 
+BUILD_INCOMPLETE, BUILD_COMPLETE = "incomplete", "complete"
+
+
+def _drop_interrupted_rebuild(store: KnowledgeStore, report: IngestReport, dry_run: bool) -> None:
+    """Remove the half-built collection a killed `--rebuild` left beside the live one."""
+    orphan = store.sibling(f"{store.name}-rebuild")
+    if not orphan.exists():
+        return
+    if not dry_run:
+        orphan.reset()
+    report.warnings.append(
+        f"removed the half-built collection {orphan.name!r} of an interrupted --rebuild"
+    )
+
+
 def _refuse_rebuild_without_fetch(store: KnowledgeStore) -> None:
     """A rebuild re-embeds from sources; web pages would be lost without fetching them."""
     pages = [doc_id for doc_id in store.doc_versions() if is_web_id(doc_id)]
@@ -320,6 +335,7 @@ def run_ingest(
             target.reset()
         else:
             store.check_embedder(embedder.backend, embedder.model, None)
+            _drop_interrupted_rebuild(store, report, dry_run)
 
         docs = load_all(settings, scope, report)
         keep = {f["document"] for f in report.failures}
@@ -336,10 +352,18 @@ def run_ingest(
         report.deleted = plan.removed
         report.repaired = sorted(plan.stale_ids)
         if not dry_run:
+            # Marked before writing and cleared after: a killed build is visible in `status`
+            # and the retriever's log, and the next run finishes it (unwritten documents are
+            # still new; half-written ones are repaired).
+            work = plan.new or plan.changed or plan.removed or plan.stale_ids
+            if work and target.info().get("build") != BUILD_INCOMPLETE:
+                target.record(build=BUILD_INCOMPLETE)
             _apply(plan, stored, target, embedder, settings, report, progress)
-            changed = plan.new or plan.changed or plan.removed or plan.stale_ids or rebuild
+            changed = work or rebuild
             if changed or not target.info().get("embedding_model"):
                 target.mark_refreshed(embedder.backend, embedder.model, embedder.dimension)
+            if target.info().get("build") != BUILD_COMPLETE:
+                target.record(build=BUILD_COMPLETE)
             if rebuild:
                 store.replace_with(target)
             if web is not None:
