@@ -246,9 +246,15 @@ def test_the_settings_carry_to_the_team_dev_set(answerer):
                 strict=True,
             ),
         ),
-        (
+        pytest.param(
             "Which investments has the Council made?",
             ["Housing First", "Lær for Livet", "UngiFokus"],
+            marks=pytest.mark.xfail(
+                reason="broad questions are the weakest kind (bank out-of-fold 0.19); the "
+                "answer-type rule that passed this one did not help broad questions in general "
+                "and was removed; curated answers (issue 11) are the planned fix",
+                strict=True,
+            ),
         ),
     ],
 )
