@@ -9,11 +9,16 @@ generations, never none, and the next ingest removes the stale one.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import shutil
+import stat
+import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,8 +49,12 @@ class DocVersions:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def open_client(settings: Settings):
-    """A Chroma client: HTTP when CHROMA_HOST is set, else persistent under DATA_DIR."""
+def open_client(settings: Settings, read_only_ok: bool = False):
+    """A Chroma client: HTTP when CHROMA_HOST is set, else persistent under DATA_DIR.
+
+    With read_only_ok (answering, never ingesting), a read-only DATA_DIR is served from a
+    private copy instead of failing.
+    """
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -60,17 +69,36 @@ def open_client(settings: Settings):
                 f"The Chroma server at {settings.chroma_host}:{settings.chroma_port} "
                 f"cannot be reached ({exc.__class__.__name__})."
             ) from exc
+    path = settings.chroma_dir
     try:
-        settings.chroma_dir.mkdir(parents=True, exist_ok=True)
-        probe = settings.chroma_dir / ".write-probe"
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-probe"
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
-        raise DataDirNotWritable(
-            f"DATA_DIR {settings.data_dir} cannot be written ({exc.strerror}). "
-            "Point DATA_DIR at a writable folder."
-        ) from exc
-    return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+        if not (read_only_ok and (path / "chroma.sqlite3").exists()):
+            raise DataDirNotWritable(
+                f"DATA_DIR {settings.data_dir} cannot be written ({exc.strerror}). "
+                "Point DATA_DIR at a writable folder."
+            ) from exc
+        path = _private_copy(path)
+    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+def _private_copy(path: Path) -> Path:
+    """A writable copy of a read-only embedded store, for answering only.
+
+    Chroma cannot open its SQLite file read-only ("attempt to write a readonly database"), and
+    serving from a read-only volume is normal in containers. The copy lives in the temporary
+    folder for this process; refreshes must be made where the store is writable.
+    """
+    copy = Path(tempfile.mkdtemp(prefix="spoerg-raadet-chroma-"))
+    atexit.register(shutil.rmtree, copy, True)
+    shutil.copytree(path, copy, dirs_exist_ok=True)
+    for item in [copy, *copy.rglob("*")]:
+        item.chmod(item.stat().st_mode | stat.S_IWUSR)
+    log.warning("store: DATA_DIR %s is read-only; answering from a private copy in %s", path, copy)
+    return copy
 
 
 class KnowledgeStore:
@@ -83,7 +111,7 @@ class KnowledgeStore:
         self._collection = None
 
     @classmethod
-    def open(cls, settings: Settings) -> KnowledgeStore:
+    def open(cls, settings: Settings, read_only_ok: bool = False) -> KnowledgeStore:
         """Open the configured store (the collection itself is opened lazily).
 
         A Chroma server is connected to on first use, and again after a failed attempt, so a
@@ -91,7 +119,7 @@ class KnowledgeStore:
         """
         if settings.chroma_host:
             return cls(None, settings.collection, connect=lambda: open_client(settings))
-        return cls(open_client(settings), settings.collection)
+        return cls(open_client(settings, read_only_ok), settings.collection)
 
     @property
     def _client(self):

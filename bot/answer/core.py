@@ -77,7 +77,7 @@ class Answerer:
     ) -> None:
         self.settings = settings
         self.params = params or Params.load(settings.answer_params)
-        self.store = store or KnowledgeStore.open(settings)
+        self.store = store or KnowledgeStore.open(settings, read_only_ok=True)
         self.embedder = embedder or make_embedder(settings)
         self.retriever = HybridRetriever(self.store, self.embedder)
         self.memory = memory or ConversationMemory(
