@@ -50,6 +50,8 @@ eval: index
 bench: index
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.telegram_load
+	# How cost grows: the knowledge base at 1x, 5x and 10x (about 15 minutes).
+	$(BIN)/python -m benchmarks.scale
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache
