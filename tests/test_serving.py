@@ -7,7 +7,8 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import REPO, make_settings
+from tests.conftest import make_settings
+from tests.test_ingest import run_cli
 
 
 def test_an_ingest_from_another_process_waits_for_the_serving_bot(tmp_path, small_kb, embedder):
@@ -34,13 +35,7 @@ def test_an_ingest_from_another_process_waits_for_the_serving_bot(tmp_path, smal
             (small_kb / "vision.md").read_text(encoding="utf-8") + "\nRådet mødes hver tirsdag.\n",
             encoding="utf-8",
         )
-        refused = subprocess.run(
-            [sys.executable, str(REPO / "ingest.py")],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
+        refused = run_cli(env=env)
         assert refused.returncode == 2, refused.stdout + refused.stderr
         assert "/opdater" in refused.stderr and "running bot" in refused.stderr
         # The bot keeps answering, from a store nobody changed under it.
@@ -49,12 +44,6 @@ def test_an_ingest_from_another_process_waits_for_the_serving_bot(tmp_path, smal
     finally:
         if chat.poll() is None:
             chat.kill()
-    done = subprocess.run(
-        [sys.executable, str(REPO / "ingest.py")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    done = run_cli(env=env)
     assert done.returncode == 0, done.stderr
     assert "vision.md" in done.stdout
