@@ -1,4 +1,4 @@
-"""Word lists for Danish and English questions: stop words, question words, verb forms.
+"""Stop words for Danish and English questions: the libraries' lists plus light words.
 
 Kept apart from the code that uses them (`bot.text`) so that a linguist can review them.
 """
@@ -147,18 +147,3 @@ STOPWORDS = (
         "know",
     }
 )
-
-# Letters a misspelling may swap for a sound-alike as the first letter (k/c, v/w).
-SWAPS = {
-    "k": ("c", "q"),
-    "c": ("k", "s"),
-    "q": ("k",),
-    "s": ("c", "z"),
-    "z": ("s",),
-    "v": ("w",),
-    "w": ("v",),
-    "j": ("g", "i"),
-    "g": ("j",),
-    "i": ("j", "y"),
-    "y": ("i",),
-}

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import Stemmer
 
-from bot.lexicon import STOPWORDS, SWAPS
+from bot.lexicon import STOPWORDS
 
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+", re.UNICODE)
 _stemmer = Stemmer.Stemmer("danish")
@@ -91,18 +91,17 @@ class Vocabulary:
             # ("started" is not a misspelt "stated").
             return None
         limit = 1 if len(word) < 10 else 2
-        # Misspellings rarely change the first letter, except for sound-alikes such as k/c.
-        initials = {word[0], *SWAPS.get(word[0], ())}
+        # Misspellings rarely change the first letter (a sound-alike table for k/c, v/w … was
+        # removed: no out-of-fold gain).
         best, best_distance = None, limit + 1
-        for initial in sorted(initials):
-            for candidate in self._by_initial.get(initial, ()):
-                if allowed is not None and candidate not in allowed:
-                    continue
-                distance = edit_distance(word, candidate, limit)
-                if distance < best_distance or (
-                    distance == best_distance and best and candidate < best
-                ):
-                    best, best_distance = candidate, distance
+        for candidate in self._by_initial.get(word[0], ()):
+            if allowed is not None and candidate not in allowed:
+                continue
+            distance = edit_distance(word, candidate, limit)
+            if distance < best_distance or (
+                distance == best_distance and best and candidate < best
+            ):
+                best, best_distance = candidate, distance
         return best
 
     def query_terms(self, text: str, language: str | None = None) -> list[tuple[str, float]]:
