@@ -20,7 +20,7 @@ import numpy as np
 from bot.embedding import Embedder
 from bot.errors import IndexEmpty, StoreUnavailable
 from bot.store import KnowledgeStore, StoredChunk
-from bot.text import Vocabulary, content_terms, expanded_terms
+from bot.text import Vocabulary, content_terms
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +99,6 @@ class HybridRetriever:
         self._bm25 = None
         self.vocabulary = Vocabulary(())
         self.idf: Callable[[str], float] = idf_from_tokens([])
-        self._row: dict[str, int] = {}
-        self._doc_rows: dict[str, list[int]] = {}
-        self._position: dict[tuple[str, int], int] = {}
         self._terms: dict[str, frozenset[str]] = {}
         self._matrix = np.zeros((0, 0), dtype=np.float32)
         self._centrality = np.zeros(0, dtype=np.float32)
@@ -129,45 +126,41 @@ class HybridRetriever:
             (f"{c.metadata.get('title', '')} {c.text}", c.metadata.get("language", ""))
             for c in chunks
         )
-        corpus = [self._lexical_tokens(c, vocabulary) for c in chunks]
+        corpus = [self._lexical_tokens(c) for c in chunks]
         bm25 = bm25s.BM25()
         bm25.index(corpus, show_progress=False)
         # Composer weights come from the chunks' own words (title and text), not the BM25 fields.
         idf = idf_from_tokens(
             [content_terms(f"{c.metadata.get('title', '')} {c.text}") for c in chunks]
         )
-        doc_rows: dict[str, list[int]] = {}
-        position: dict[tuple[str, int], int] = {}
-        for i, c in enumerate(chunks):
-            doc_rows.setdefault(c.metadata["doc_id"], []).append(i)
-            position[(c.metadata["doc_id"], int(c.metadata.get("chunk", 0)))] = i
+        position = {
+            (c.metadata["doc_id"], int(c.metadata.get("chunk", 0))): i for i, c in enumerate(chunks)
+        }
         matrix = _unit_matrix(chunks, self.store.all_vectors([c.id for c in chunks]))
         neighbours = _neighbour_rows(chunks, position)
         with self._lock:
             self.chunks, self._bm25, self.vocabulary, self.idf = chunks, bm25, vocabulary, idf
-            self._doc_rows, self._position = doc_rows, position
             self._matrix, self._neighbours = matrix, neighbours
             # A unit close to the centre of the collection resembles every question a little
             # ("Our sources do not say …"); the ranker learns how much that is worth.
             centre = matrix.mean(axis=0) if len(matrix) else matrix.sum(axis=0)
             self._centrality = matrix @ (centre / (np.linalg.norm(centre) or 1.0))
-            self._row = {c.id: i for i, c in enumerate(chunks)}
             self._terms: dict[str, frozenset[str]] = {}
             self._loaded_refresh = refresh
             self._checked_at = time.monotonic()
         log.info("retriever: %d chunks loaded (refresh %s)", len(chunks), refresh)
 
     @staticmethod
-    def _lexical_tokens(chunk: StoredChunk, vocabulary: Vocabulary) -> list[str]:
+    def _lexical_tokens(chunk: StoredChunk) -> list[str]:
         meta = chunk.metadata
         head = f"{meta.get('title', '')} {meta.get('section', '')}"
-        return expanded_terms(f"{head}\n{chunk.text}", vocabulary)
+        return content_terms(f"{head}\n{chunk.text}")
 
     def unit_terms(self, chunk_id: str, text: str) -> frozenset[str]:
         """Index terms of one chunk's own text (cached per chunk)."""
         cached = self._terms.get(chunk_id)
         if cached is None:
-            cached = frozenset(expanded_terms(text, self.vocabulary))
+            cached = frozenset(content_terms(text))
             self._terms[chunk_id] = cached
         return cached
 

@@ -161,11 +161,6 @@ class Vocabulary:
         return [(stem(fixed), 0.8) if fixed else (stemmed, _UNKNOWN_WEIGHT)]
 
 
-def expanded_terms(text: str, vocabulary: Vocabulary | None = None) -> list[str]:
-    """Content stems for indexing documents (compound heads were dropped: no out-of-fold gain)."""
-    return content_terms(text)
-
-
 # A list item's marker ("- ", "• ", "3. "), as Markdown and the chunker write it.
 LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 # The longest a name is taken to be, in words (a row name, a list item's label).

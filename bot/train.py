@@ -36,7 +36,7 @@ from bot.answer.features import ANSWER_FEATURES, UNIT_FEATURES
 from bot.answer.model import PARAMS_FILE, Logistic, Params, prior
 from bot.answer.models import Answer
 from bot.config import Settings
-from bot.evaluate import judge, load_questions, normalise, previous_questions
+from bot.evaluate import Metrics, judge, load_questions, normalise, previous_questions
 
 log = logging.getLogger(__name__)
 
@@ -238,15 +238,16 @@ def cross_validate(
 
 
 def score(examples: Sequence[Example], answers: Sequence[Answer]) -> dict[str, float]:
-    results = [judge(e.item, a) for e, a in zip(examples, answers, strict=True)]
-    facts = [r.facts_ok for r in results if r.facts_ok is not None]
-    refusals = [r.refusal_ok for r in results if r.refusal_ok is not None]
-    false = [a.refused for e, a in zip(examples, answers, strict=True) if e.item.get("answerable")]
+    """The headline figures, measured exactly as `make eval` measures them."""
+    metrics = Metrics()
+    for e, a in zip(examples, answers, strict=True):
+        metrics.add(judge(e.item, a))
+    figures = metrics.as_dict()
     return {
-        "facts": round(float(np.mean(facts)), 4),
-        "refusals": round(float(np.mean(refusals)), 4),
-        "false_refusals": round(float(np.mean(false)), 4),
-        "words": round(float(np.mean([words_of(a) for a in answers if not a.refused] or [0])), 1),
+        "facts": figures["fact_accuracy"],
+        "refusals": figures["refusal_accuracy"],
+        "false_refusals": figures["false_refusals"],
+        "words": figures["words_mean"] or 0.0,
     }
 
 

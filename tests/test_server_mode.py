@@ -17,6 +17,17 @@ from tests.chroma_server import ChromaServer
 from tests.conftest import REPO, make_settings
 
 
+def server_env(data, knowledge, port: int) -> dict[str, str]:
+    """The environment of a CLI process using the Chroma server on this port."""
+    return {
+        **os.environ,
+        "DATA_DIR": str(data),
+        "KNOWLEDGE_DIR": str(knowledge),
+        "CHROMA_HOST": "127.0.0.1",
+        "CHROMA_PORT": str(port),
+    }
+
+
 @pytest.fixture
 def server(tmp_path):
     chroma = ChromaServer(tmp_path / "chroma-server").start()
@@ -45,13 +56,7 @@ def test_ingest_and_answers_over_http_and_recovery_after_an_outage(
     down = answerer.ask("Hvad er UngiFokus?")
     assert down.status == "answered" and "UngiFokus" in down.text
 
-    env = {
-        **os.environ,
-        "DATA_DIR": str(tmp_path / "data"),
-        "KNOWLEDGE_DIR": str(small_kb),
-        "CHROMA_HOST": "127.0.0.1",
-        "CHROMA_PORT": str(server.port),
-    }
+    env = server_env(tmp_path / "data", small_kb, server.port)
     result = subprocess.run(
         [sys.executable, str(REPO / "ingest.py")],
         capture_output=True,
@@ -89,13 +94,7 @@ def test_a_bot_started_before_its_server_answers_once_the_server_is_up(
     early = answerer.ask("Hvad er UngiFokus?")
     assert early.status == "unavailable" and "Prøv igen om lidt" in early.text
 
-    env = {
-        **os.environ,
-        "DATA_DIR": str(tmp_path / "data"),
-        "KNOWLEDGE_DIR": str(small_kb),
-        "CHROMA_HOST": "127.0.0.1",
-        "CHROMA_PORT": str(port),
-    }
+    env = server_env(tmp_path / "data", small_kb, port)
     down = subprocess.run(
         [sys.executable, "-m", "bot", "ask", "--json", "Hvad er UngiFokus?"],
         capture_output=True,
