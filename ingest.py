@@ -8,8 +8,11 @@
     python ingest.py --json          print the summary as JSON
     python ingest.py --fetch         also download the web sources listed in sources.csv
     python ingest.py --fetch --prune remove pages that answer 404/410 at once (default: 2nd time)
+    python ingest.py --review knowledge/svar/x.md
+                                     record a review of a curated answer, then refresh
 
-Exit status: 0 all good; 1 some documents failed (named, the rest indexed);
+Exit status: 0 all good; 1 some documents failed (named, the rest indexed) or a curated answer
+needs review (named with the reason; it is not served until reviewed);
 2 usage or configuration error (nothing changed).
 """
 

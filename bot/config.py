@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     max_question_chars: int = 1000
     # The fitted ranker and refusal gate (`make train`); default: bot/answer/params.json.
     answer_params: Path | None = None
+    # Reviewed answers from knowledge/svar/ answer matching questions before retrieval; off
+    # (CURATED_ANSWERS=false) the normal pipeline answers everything, e.g. to evaluate it alone.
+    curated_answers: bool = True
+    # The fitted curated-answer matcher (`make train`); default: bot/answer/curated_params.json.
+    curated_params: Path | None = None
     memory_turns: int = 3
     memory_ttl_seconds: int = 1800
 

@@ -9,6 +9,8 @@ question bank out-of-fold (each document's questions answered by parts fitted wi
   so that its answers are as long as ours on average (and k = 4, the naive baseline);
 - LlamaIndex starter: `VectorStoreIndex.from_documents` with its default splitter and
   `as_retriever()` (top 2), quoting the retrieved nodes, never refusing.
+The product answers with curated answers first (knowledge/svar/); the same sets without them
+(CURATED_ANSWERS=false) show the rest of the pipeline on its own.
 Rows: all questions, per language and per kind. The gate's risk-coverage curve on the bank's
 out-of-fold answers is written as a PNG.
 """
@@ -31,7 +33,6 @@ from bot.train import EVAL_DIR, CachedEmbedder, Example, cross_validate, load_ba
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("public", "dev", "bank OOF", "top-k dense", "top-4 dense", "LlamaIndex starter")
 FIGURES = ("fact_accuracy", "refusal_accuracy", "false_refusals", "words_mean")
 SHORT = {
     "fact_accuracy": "facts",
@@ -169,12 +170,25 @@ def run(settings: Settings, png: Path | None, as_json: Path | None) -> int:
     answerer = Answerer.started(settings)
     answerer.embedder = answerer.retriever.embedder = CachedEmbedder(answerer.embedder)
     columns: dict[str, dict] = {}
+    curated = answerer.curated_params
     for name, path in (("public", EVAL_DIR / "questions.jsonl"), ("dev", EVAL_DIR / "dev.jsonl")):
-        columns[name] = summarise(evaluate(answerer, load_questions(path)))
+        items = load_questions(path)
+        columns[name] = summarise(evaluate(answerer, items))
+        if name == "public" and curated is not None:
+            answerer.curated_params = None
+            columns["public, no curated"] = summarise(evaluate(answerer, items))
+            answerer.curated_params = curated
     items = load_bank()
     examples = prepare_all(answerer, items, answerer.params.fusion)
     oof = cross_validate(answerer, examples, answerer.params.fusion)
-    columns["bank OOF"] = summarise([judge(e.item, a) for e, a in zip(examples, oof, strict=True)])
+    served = [answerer.curated_answer(e.item["question"]) for e in examples]
+    with_curated = [c or a for c, a in zip(served, oof, strict=True)]
+    columns["bank OOF"] = summarise(
+        [judge(e.item, a) for e, a in zip(examples, with_curated, strict=True)]
+    )
+    columns["bank OOF, no curated"] = summarise(
+        [judge(e.item, a) for e, a in zip(examples, oof, strict=True)]
+    )
     ours = columns["bank OOF"]["all"]["words_mean"] or 0.0
     by_k = {k: top_dense(examples, k) for k in range(1, 7)}
     mean_words = {k: np.mean([len(a.text.split()) for a in answers]) for k, answers in by_k.items()}
@@ -191,6 +205,8 @@ def run(settings: Settings, png: Path | None, as_json: Path | None) -> int:
     coverage, risk, aurc = risk_coverage(oof, examples)
     answered = float(np.mean([not a.refused for a in oof if a.features is not None]))
     print(f"\nRefusal gate, bank out-of-fold: AURC {aurc:.3f}; answered {answered:.0%}")
+    hits = [c is not None for c in served]
+    print(f"Curated answers served for {sum(hits)} of {len(hits)} bank questions")
     if png:
         write_png(png, coverage, risk, aurc, answered)
         print(f"Risk-coverage curve: {png}")

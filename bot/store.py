@@ -204,6 +204,10 @@ class KnowledgeStore:
         """Another collection on the same client (a rebuild is written beside the live one)."""
         return KnowledgeStore(self._client, name)
 
+    def curated_answers(self) -> KnowledgeStore:
+        """The collection of curated answers' question variants, beside this one."""
+        return self.sibling(f"{self.name}-svar")
+
     def replace_with(self, other: KnowledgeStore) -> None:
         """Make `other` this store's collection: drop ours, rename theirs to our name."""
         self.reset()
@@ -277,6 +281,27 @@ class KnowledgeStore:
                 documents=list(texts[start:end]),
                 metadatas=list(metadatas[start:end]),
             )
+
+    def update_metadatas(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
+        """Replace the metadata of stored rows, keeping their vectors."""
+        for start in range(0, len(ids), _BATCH):
+            end = start + _BATCH
+            self._call(
+                self.collection.update,
+                ids=list(ids[start:end]),
+                metadatas=list(metadatas[start:end]),
+            )
+
+    def metadatas(self) -> dict[str, dict[str, Any]]:
+        """Every row's metadata by id."""
+        got = self._call(self.collection.get, include=["metadatas"])
+        return dict(zip(got["ids"], got["metadatas"], strict=True))
+
+    def rows_with_vectors(self) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
+        """Every row's text, vector and metadata (small collections: the curated answers)."""
+        got = self._call(self.collection.get, include=["documents", "embeddings", "metadatas"])
+        vectors = np.asarray(got["embeddings"], dtype=np.float32).reshape(len(got["ids"]), -1)
+        return list(got["documents"]), vectors, list(got["metadatas"])
 
     def delete(self, ids: Iterable[str]) -> None:
         ids = list(ids)

@@ -125,6 +125,8 @@ __all__ = [
 _LOG = logging.getLogger("fake_telegram")
 
 MAX_MESSAGE_LENGTH = 4096
+MAX_CAPTION_LENGTH = 1024
+MAX_PHOTO_BYTES = 10 * 1024 * 1024  # "The photo must be at most 10 MB in size."
 MAX_CALLBACK_DATA_BYTES = 64
 MAX_CALLBACK_ANSWER_LENGTH = 200
 
@@ -1303,6 +1305,31 @@ _COMMAND_RE = re.compile(r"[a-z0-9_]{1,32}")
 _SECRET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a PNG, JPEG, GIF or WebP image; None if it is not one."""
+    import struct
+
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return struct.unpack(">II", data[16:24])
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return struct.unpack("<HH", data[6:10])
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and data[12:16] == b"VP8X":
+        w = int.from_bytes(data[24:27], "little") + 1
+        h = int.from_bytes(data[27:30], "little") + 1
+        return w, h
+    if data[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 < len(data):
+            if data[i] != 0xFF:
+                return None
+            marker, length = data[i + 1], int.from_bytes(data[i + 2 : i + 4], "big")
+            if marker in (0xC0, 0xC1, 0xC2):
+                h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+                return w, h
+            i += 2 + length
+    return None
+
+
 def _decode_params(raw: dict[str, Any]) -> dict[str, Any]:
     decoded: dict[str, Any] = {}
     for key, value in raw.items():
@@ -1399,6 +1426,7 @@ class FakeTelegram:
         self._allowed_updates: frozenset[str] = _DEFAULT_ALLOWED_UPDATES
         self._undelivered: list[tuple[dict[str, Any], str]] = []
         self._chats: dict[int, dict[str, Any]] = {}
+        self._photos: dict[str, bytes] = {}
         self._users: dict[int, dict[str, Any]] = {}
         self._last_user_in_chat: dict[int, int] = {}
         self._messages: dict[int, dict[int, _StoredMessage]] = {}
@@ -1435,6 +1463,7 @@ class FakeTelegram:
         for name, func in (
             ("getMe", self._api_get_me),
             ("sendMessage", self._api_send_message),
+            ("sendPhoto", self._api_send_photo),
             ("sendChatAction", self._api_send_chat_action),
             ("editMessageText", self._api_edit_message_text),
             ("editMessageReplyMarkup", self._api_edit_message_reply_markup),
@@ -1629,10 +1658,12 @@ class FakeTelegram:
             form = await request.post()
             for key, value in form.items():
                 if isinstance(value, web.FileField):
+                    data = value.file.read()
                     params[key] = {
                         "filename": value.filename,
                         "content_type": value.content_type,
-                        "size": len(value.file.read()),
+                        "size": len(data),
+                        "data": data,
                     }
                 else:
                     params[key] = value
@@ -1897,7 +1928,12 @@ class FakeTelegram:
         return reply
 
     def _format_text(
-        self, text: Any, parse_mode: Any, entities: Any, too_long: str
+        self,
+        text: Any,
+        parse_mode: Any,
+        entities: Any,
+        too_long: str,
+        limit: int = MAX_MESSAGE_LENGTH,
     ) -> tuple[str, list[dict[str, Any]]]:
         if text is None or (isinstance(text, str) and not text.strip()):
             raise _bad_request("message text is empty")
@@ -1925,7 +1961,7 @@ class FakeTelegram:
         plain, parsed = _trim(plain, parsed)
         if not plain:
             raise _bad_request("message text is empty")
-        if utf16_len(plain) > MAX_MESSAGE_LENGTH:
+        if utf16_len(plain) > limit:
             raise _bad_request(too_long)
         return plain, _merge_entities(parsed, _find_entities(plain))
 
@@ -2072,6 +2108,77 @@ class FakeTelegram:
         )
         self._cond.notify_all()
         return copy.deepcopy(message)
+
+    def _api_send_photo(self, params: dict[str, Any]) -> dict[str, Any]:
+        """sendPhoto with a multipart upload, checked as Telegram checks photos."""
+        chat_id = self._resolve_chat(params)
+        if chat_id in self._blocked:
+            raise _ApiError(403, "Forbidden: bot was blocked by the user")
+        photo = params.get("photo")
+        if not isinstance(photo, dict) or "data" not in photo:
+            # file_id and URL photos are not modelled: the fake has no files to refer to.
+            raise _bad_request("wrong remote file identifier specified: can't unserialize it")
+        data: bytes = photo["data"]
+        if len(data) > MAX_PHOTO_BYTES:
+            raise _ApiError(413, "Request Entity Too Large")
+        size = image_size(data)
+        if size is None:
+            raise _bad_request("IMAGE_PROCESS_FAILED")
+        width, height = size
+        if width + height > 10000 or max(width, height) > 20 * min(width, height):
+            raise _bad_request("PHOTO_INVALID_DIMENSIONS")
+        caption, caption_entities = "", []
+        if params.get("caption") not in (None, ""):
+            caption, caption_entities = self._format_text(
+                params.get("caption"),
+                params.get("parse_mode"),
+                params.get("caption_entities"),
+                "message caption is too long",
+                limit=MAX_CAPTION_LENGTH,
+            )
+        sent_markup, inline_markup = self._validate_reply_markup(params.get("reply_markup"))
+        file_id = f"photo-{len(self._photos) + 1}"
+        self._photos[file_id] = data
+        # Telegram stores thumbnails too; the largest size is the upload (at most 1280 px).
+        scale = min(1.0, 1280 / max(width, height))
+        message: dict[str, Any] = {
+            "message_id": self._new_message_id(chat_id),
+            "from": dict(self._bot_user),
+            "chat": dict(self._chats[chat_id]),
+            "date": int(time.time()),
+            "photo": [
+                {
+                    "file_id": file_id,
+                    "file_unique_id": f"u{file_id}",
+                    "width": round(width * scale),
+                    "height": round(height * scale),
+                    "file_size": len(data),
+                }
+            ],
+        }
+        if caption:
+            message["caption"] = caption
+            if caption_entities:
+                message["caption_entities"] = caption_entities
+        if inline_markup is not None:
+            message["reply_markup"] = inline_markup
+        self._store(
+            chat_id,
+            _StoredMessage(
+                message=message,
+                from_bot=True,
+                raw_text=params.get("caption"),
+                parse_mode=params.get("parse_mode") or None,
+                reply_markup=copy.deepcopy(sent_markup),
+            ),
+        )
+        self._cond.notify_all()
+        return copy.deepcopy(message)
+
+    def photo_bytes(self, file_id: str) -> bytes:
+        """The bytes of a photo the bot uploaded."""
+        with self._lock:
+            return self._photos[file_id]
 
     def _api_send_chat_action(self, params: dict[str, Any]) -> bool:
         chat_id = self._resolve_chat(params)

@@ -552,3 +552,32 @@ def test_markdown_v2_parser() -> None:
     assert [e["type"] for e in entities] == ["bold", "italic", "underline", "text_link"]
     with pytest.raises(EntityParseError, match="Can't find end of Bold entity at byte offset 0"):
         parse_markdown_v2("*fed")
+
+
+def _png(width: int, height: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "white").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.asyncio
+async def test_send_photo_checks_image_size_and_caption(tg: FakeTelegram) -> None:
+    tg.send_message("hej", user_id=USER)
+    app = build_app(tg)
+    async with app:
+        sent = await app.bot.send_photo(
+            USER, _png(600, 400), caption="<b>Rapport</b> 2026", parse_mode="HTML"
+        )
+        assert sent.photo[-1].width == 600 and sent.caption == "Rapport 2026"
+        with pytest.raises(BadRequest, match=r"(?i)message caption is too long"):
+            await app.bot.send_photo(USER, _png(10, 10), caption="x" * 1025)
+        with pytest.raises(BadRequest, match=r"(?i)PHOTO_INVALID_DIMENSIONS"):
+            await app.bot.send_photo(USER, _png(2100, 100))  # ratio over 20
+        with pytest.raises(BadRequest, match=r"(?i)IMAGE_PROCESS_FAILED"):
+            await app.bot.send_photo(USER, b"not an image at all")
+    [photo] = [m for m in tg.bot_messages(USER) if "photo" in m.message]
+    assert tg.photo_bytes(photo.message["photo"][-1]["file_id"]) == _png(600, 400)

@@ -12,12 +12,14 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 
 from bot import serving
 from bot.answer import guard
 from bot.answer.compose import Composition, Unit, compose, make_units, select_units
+from bot.answer.curated import CuratedIndex, CuratedParams, Match
 from bot.answer.features import answer_row, unit_rows
 from bot.answer.followup import ConversationMemory
 from bot.answer.llm import LLMComposer, Source
@@ -74,6 +76,7 @@ class Answerer:
         embedder: Embedder | None = None,
         memory: ConversationMemory | None = None,
         params: Params | None = None,
+        curated_params: CuratedParams | None = None,
     ) -> None:
         self.settings = settings
         self.params = params or Params.load(settings.answer_params)
@@ -84,6 +87,11 @@ class Answerer:
             settings.memory_turns, settings.memory_ttl_seconds
         )
         self.llm = LLMComposer(settings)
+        self.curated = CuratedIndex()
+        self.curated_params = curated_params
+        if curated_params is None and settings.curated_answers:
+            self.curated_params = CuratedParams.load(settings.curated_params)
+        self._doc_meta: dict[str, dict] = {}
         self._links: dict[str, dict[str, str]] | None = None
         self._links_refresh: str | None = None
         self._store_checked = False
@@ -124,16 +132,20 @@ class Answerer:
     def ask(self, question: str, chat_id: str | None = None, use_llm: bool = True) -> Answer:
         """Answer one question; never raises for bad input or a store outage."""
         started = time.perf_counter()
-        prepared = self.prepare(question, chat_id, use_llm)
+        prepared = self.prepare(question, chat_id, use_llm, curated=self.curated_params is not None)
         answer = self.finish(prepared)
         ctx = prepared.ctx
         ctx.timings["total"] = (time.perf_counter() - started) * 1000
         answer.timings_ms = {k: ctx.timings.get(k, 0.0) for k in ("retrieve", "compose", "total")}
+        # A decision log line without the question: what was decided, on which scores.
         log.info(
-            "answer status=%s lang=%s refused=%s sources=%s total_ms=%.0f",
+            "answer status=%s lang=%s refused=%s curated=%s confidence=%.3f sources=%s "
+            "total_ms=%.0f",
             answer.status,
             answer.language,
             answer.refused,
+            answer.curated["id"] if answer.curated else "-",
+            answer.curated["score"] if answer.curated else answer.evidence.get("confidence", 0.0),
             ",".join(c.file for c in answer.citations),
             ctx.timings["total"],
         )
@@ -162,17 +174,24 @@ class Answerer:
 
     # -- pipeline -----------------------------------------------------------------------------
 
-    def prepare(self, question: str, chat_id: str | None = None, use_llm: bool = False) -> Prepared:
-        """Guard, follow-up, retrieval and unit features: everything before the fitted parts."""
+    def prepare(
+        self,
+        question: str,
+        chat_id: str | None = None,
+        use_llm: bool = False,
+        curated: bool = False,
+    ) -> Prepared:
+        """Guard, the curated step (when asked), follow-up, retrieval and unit features:
+        everything before the fitted parts. A curated reply ends the pipeline here."""
         ctx = Context(question=question, chat_id=chat_id, use_llm=use_llm and self.llm.enabled)
-        checked = guard.check(ctx.question, self.settings.max_question_chars)
-        ctx.text, ctx.search_text = checked.text, checked.search_text
-        ctx.language = detect(checked.search_text or checked.text) if checked.text else "da"
-        if checked.personal_data:
-            ctx.notice = text_for(ctx.language, "personal_data_warning")
+        checked = self._guard(ctx)
         if checked.stop:
             return Prepared(ctx, stopped=self._stopped(ctx, checked.stop, length=checked.length))
         try:
+            if curated:
+                reply = self._curated(ctx)
+                if reply is not None:
+                    return Prepared(ctx, stopped=reply)
             self._retrieve(ctx)
         except StoreUnavailable:
             log.warning("answer: store unavailable")
@@ -183,6 +202,25 @@ class Answerer:
         units = make_units(ctx.passages, self.retriever.unit_terms)
         rows = unit_rows(units, ctx.query, self.retriever.idf, _absent, ctx.language)
         return Prepared(ctx, units, rows)
+
+    def _guard(self, ctx: Context) -> guard.GuardResult:
+        checked = guard.check(ctx.question, self.settings.max_question_chars)
+        ctx.text, ctx.search_text = checked.text, checked.search_text
+        ctx.language = detect(checked.search_text or checked.text) if checked.text else "da"
+        if checked.personal_data:
+            ctx.notice = text_for(ctx.language, "personal_data_warning")
+        return checked
+
+    def curated_answer(self, question: str) -> Answer | None:
+        """The curated reply a question gets on its own words, or None (evaluation uses it)."""
+        ctx = Context(question=question, chat_id=None)
+        checked = self._guard(ctx)
+        if checked.stop or self.curated_params is None:
+            return None
+        try:
+            return self._curated(ctx)
+        except (StoreUnavailable, IndexEmpty):
+            return None
 
     def finish(self, prepared: Prepared, params: Params | None = None) -> Answer:
         """Rank the units, compose, and let the gate decide whether to answer."""
@@ -215,6 +253,97 @@ class Answerer:
         )
         self.memory.remember(ctx.chat_id, ctx.query.text)
         ctx.timings["retrieve"] = (time.perf_counter() - started) * 1000
+
+    # -- curated answers ----------------------------------------------------------------------
+
+    def _curated(self, ctx: Context) -> Answer | None:
+        """A reviewed answer when the question's own words match one closely enough."""
+        started = time.perf_counter()
+        self._check_store()
+        self.retriever.ensure_fresh()
+        self._load_curated()
+        candidates = self.curated.candidates(
+            self.embedder.embed_query(ctx.search_text),
+            ctx.search_text,
+            ctx.language,
+            self.retriever.idf,
+            self.retriever.vocabulary,
+        )
+        ctx.timings["retrieve"] = (time.perf_counter() - started) * 1000
+        if not candidates or self.curated_params is None:
+            return None
+        scores = self.curated_params.model.probability(np.vstack([c.features for c in candidates]))
+        best = int(np.argmax(scores))
+        match, score = candidates[best], float(scores[best])
+        if score < self.curated_params.threshold:
+            return None
+        # A follow-up after a curated reply leans on this question, as after any answer.
+        self.memory.remember(ctx.chat_id, ctx.search_text)
+        return self._curated_reply(ctx, match, score)
+
+    def _load_curated(self) -> None:
+        """(Re)load the servable entries after a refresh, and every day (entries expire)."""
+        key = (self.retriever.refreshed_at, date.today())
+        if self.curated.loaded_for == key:
+            return
+        chunks = self.retriever.chunks
+        self._doc_meta = {c.metadata["doc_id"]: c.metadata for c in chunks}
+        hashes = {doc_id: meta.get("doc_hash", "") for doc_id, meta in self._doc_meta.items()}
+        target = self.store.curated_answers()
+        rows = target.rows_with_vectors() if target.exists() else ([], np.zeros((0, 0)), [])
+        self.curated.load(rows, hashes, date.today(), key)
+
+    def _curated_reply(self, ctx: Context, match: Match, score: float) -> Answer:
+        entry, language = match.entry, ctx.language
+        body = entry.answers.get(language) or entry.answers["da"]
+        order: list[int] = []
+        for marker in _MARKER.finditer(body):
+            if int(marker.group(1)) not in order:
+                order.append(int(marker.group(1)))
+        renumber = {old: new for new, old in enumerate(order, 1)}
+        body = _MARKER.sub(lambda m: f"[{renumber[int(m.group(1))]}]", body)
+        citations = []
+        for old, new in renumber.items():
+            source = entry.sources[old - 1]
+            meta = self._doc_meta.get(source, {})
+            citations.append(
+                Citation(
+                    new,
+                    meta.get("title", source),
+                    meta.get("source_url", ""),
+                    meta.get("source_date", ""),
+                    source,
+                    _citing(body, new),
+                )
+            )
+        text = "\n".join(
+            [
+                text_for(language, "curated_for", question=match.variant),
+                body,
+                text_for(
+                    language, "curated_reviewed", reviewer=entry.reviewer, date=entry.reviewed
+                ),
+            ]
+        )
+        answer = Answer(
+            question=ctx.question,
+            language=language,
+            text=text,
+            citations=citations,
+            status="curated",
+            notice=ctx.notice,
+            search_text=ctx.search_text,
+            top_files=list(entry.sources),
+            evidence={"curated": score, "similarity": match.similarity},
+            curated={
+                "id": entry.id,
+                "question": match.variant,
+                "reviewed": entry.reviewed,
+                "score": round(score, 3),
+            },
+        )
+        check_citations(answer)
+        return answer
 
     def _compose(self, ctx: Context, prepared: Prepared, params: Params) -> Answer:
         units = prepared.units
@@ -374,6 +503,14 @@ def check_citations(answer: Answer) -> None:
     listed = {c.n for c in answer.citations}
     if used != listed:
         raise AssertionError(f"citation check failed: used {sorted(used)}, listed {sorted(listed)}")
+
+
+def _citing(body: str, n: int) -> str:
+    """The sentences or list items of a curated answer that cite source n, without markers."""
+    pieces = re.split(r"(?<=[.!?])\s+|\n+", body)
+    marker = f"[{n}]"
+    quoted = [_MARKER.sub("", p).strip() for p in pieces if marker in p]
+    return " ".join(q for q in quoted if q)
 
 
 def _absent(unit: Unit) -> bool:

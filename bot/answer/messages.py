@@ -20,6 +20,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "da": "Kilderne er fra forskellige tidspunkter; den nyeste står først.",
         "en": "The sources are from different dates; the newest comes first.",
     },
+    "curated_for": {
+        "da": "Svar på: {question}",
+        "en": "Answer to: {question}",
+    },
+    "curated_reviewed": {
+        "da": "Et gennemgået svar ({reviewer}, gennemgået {date}).",
+        "en": "A reviewed answer ({reviewer}, reviewed {date}).",
+    },
     "sources_heading": {"da": "Kilder:", "en": "Sources:"},
     "not_found": {
         "da": "Det kan jeg ikke finde svar på i Rådets materiale, og jeg vil ikke gætte.",

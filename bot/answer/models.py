@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 Status = Literal[
     "answered",  # a cited answer
+    "curated",  # a reviewed answer from knowledge/svar/ (see the `curated` field)
     "not_found",  # weak evidence or the material says it does not know: refused
     "empty",  # nothing to answer
     "too_long",  # over the length limit
@@ -47,6 +48,7 @@ class Answer:
     top_files: list[str] = field(default_factory=list)
     evidence: dict[str, float] = field(default_factory=dict)
     generated: bool = False
+    curated: dict | None = None  # {"id", "question", "reviewed", "score"} for a curated reply
     features: Any = field(default=None, repr=False)  # the gate's inputs (evaluation reads them)
 
     def to_json(self) -> dict:
@@ -66,6 +68,7 @@ class Answer:
                 for c in self.citations
             ],
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+            **({"curated": self.curated} if self.curated is not None else {}),
         }
 
     def full_text(self, with_sources: bool = True) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bot import serving
 from bot.config import Settings
-from bot.errors import BotError, ConfigError, IngestLocked, StoreError
+from bot.errors import BotError, ConfigError, IngestLocked, LoaderError, StoreError
 from bot.ingest.pipeline import IngestReport, run_ingest
 from bot.logs import setup_logging
 from bot.status import index_status
@@ -35,6 +35,14 @@ def _parser() -> argparse.ArgumentParser:
         "--prune",
         action="store_true",
         help="with --fetch: remove a page that answers 404/410 at once (default: after two runs)",
+    )
+    parser.add_argument(
+        "--review",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="record a review of curated answers (knowledge/svar/*.md): today's date and the "
+        "content of their sources; then refresh as usual",
     )
     parser.add_argument(
         "--wait",
@@ -89,8 +97,15 @@ def format_report(report: IngestReport) -> str:
     ):
         if names and len(names) <= 20:
             lines.append(f"  {label}: " + ", ".join(names))
+    if report.curated:
+        lines.append(
+            f"  curated answers: {report.curated['entries']} valid, "
+            f"{report.curated['serving']} served"
+        )
     for failure in report.failures:
         lines.append(f"  FAILED {failure['document']}: {failure['reason']}")
+    for item in report.needs_review:
+        lines.append(f"  REVIEW {item['entry']}: {item['reason']} (not served until reviewed)")
     for warning in report.warnings:
         lines.append(f"  warning: {warning}")
     return "\n".join(lines)
@@ -134,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
                 else format_status(status)
             )
             return 0
+        if args.review:
+            for line in _review(settings, args.review):
+                print(line, file=sys.stderr if args.json else sys.stdout)
         if not args.dry_run and serving.elsewhere(settings):
             _fail(serving.MESSAGE.format(data_dir=settings.data_dir), args.json)
             return 2
@@ -159,6 +177,23 @@ def main(argv: list[str] | None = None) -> int:
         else format_report(report)
     )
     return report.exit_code
+
+
+def _review(settings: Settings, paths: list[Path]) -> list[str]:
+    from bot.curated import is_curated_path
+    from bot.ingest.curated import review
+
+    knowledge = settings.knowledge_dir.resolve()
+    for path in paths:
+        resolved = path.resolve()
+        if not path.is_file() or not resolved.is_relative_to(knowledge):
+            raise ConfigError(f"{path} is not a file inside the knowledge folder {knowledge}.")
+        if not is_curated_path(resolved.relative_to(knowledge)):
+            raise ConfigError(f"{path} is not a curated answer (knowledge/svar/*.md).")
+    try:
+        return review(settings, paths)
+    except LoaderError as exc:
+        raise ConfigError(f"{exc}; nothing was recorded for it.") from exc
 
 
 def _fail(message: str, as_json: bool) -> None:

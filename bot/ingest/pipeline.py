@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.config import Settings
+from bot.curated import is_curated_path
 from bot.embedding import Embedder, make_embedder
 from bot.errors import (
     ConfigError,
@@ -33,6 +34,7 @@ from bot.errors import (
     KnowledgeDirMissing,
     LoaderError,
 )
+from bot.ingest import curated
 from bot.ingest.chunking import CHUNKER_VERSION, chunk_document, chunk_metadata
 from bot.ingest.crawl import (
     fetch_sources,
@@ -62,6 +64,9 @@ class IngestReport:
     chunks_written: int = 0
     chunks_deleted: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
+    # Curated answers (knowledge/svar/) that must be reviewed before they are served again.
+    needs_review: list[dict[str, str]] = field(default_factory=list)
+    curated: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     dry_run: bool = False
@@ -74,8 +79,8 @@ class IngestReport:
 
     @property
     def exit_code(self) -> int:
-        """0 when every document was indexed, 1 when some failed."""
-        return 1 if self.failures else 0
+        """0 when every document was indexed, 1 when some failed or an answer needs review."""
+        return 1 if self.failures or self.needs_review else 0
 
     def to_dict(self) -> dict:
         return {**asdict(self), "exit_code": self.exit_code}
@@ -166,6 +171,8 @@ def load_all(
 ) -> dict[str, tuple[SourceDocument, str]]:
     """Load every file in scope; failures and warnings go to the report."""
     files, skipped = discover(scope, settings.knowledge_dir)
+    # Curated answers are not documents to quote from: bot.ingest.curated loads them.
+    files = [f for f in files if not is_curated_path(f.relative_to(settings.knowledge_dir))]
     report.warnings.extend(skipped)
     manifest = read_manifest(settings.knowledge_dir, report.warnings)
     docs: dict[str, tuple[SourceDocument, str]] = {}
@@ -351,7 +358,9 @@ def run_ingest(
         report.unchanged = plan.unchanged + report.not_modified
         report.deleted = plan.removed
         report.repaired = sorted(plan.stale_ids)
-        if not dry_run:
+        if dry_run:
+            _sync_curated(settings, store, embedder, docs, report, dry_run=True)
+        else:
             # Marked before writing and cleared after: a killed build is visible in `status`
             # and the retriever's log, and the next run finishes it (unwritten documents are
             # still new; half-written ones are repaired).
@@ -359,7 +368,8 @@ def run_ingest(
             if work and target.info().get("build") != BUILD_INCOMPLETE:
                 target.record(build=BUILD_INCOMPLETE)
             _apply(plan, stored, target, embedder, settings, report, progress)
-            changed = work or rebuild
+            answers = _sync_curated(settings, store, embedder, docs, report, rebuild=rebuild)
+            changed = work or rebuild or answers.changed
             if changed or not target.info().get("embedding_model"):
                 target.mark_refreshed(embedder.backend, embedder.model, embedder.dimension)
             if target.info().get("build") != BUILD_COMPLETE:
@@ -388,6 +398,22 @@ def run_ingest(
             len(report.gone),
         )
     return report
+
+
+def _sync_curated(
+    settings: Settings,
+    store: KnowledgeStore,
+    embedder: Embedder,
+    docs: dict[str, tuple[SourceDocument, str]],
+    report: IngestReport,
+    **options: bool,
+) -> curated.CuratedSync:
+    failed = {f["document"] for f in report.failures}
+    result = curated.sync(
+        settings, store, embedder, docs, failed, report.failures, report.needs_review, **options
+    )
+    report.curated = {"entries": result.entries, "serving": result.serving}
+    return result
 
 
 def _apply(

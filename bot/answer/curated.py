@@ -1,0 +1,293 @@
+"""The curated step: answer from a reviewed answer when the question is one it answers.
+
+Runs before retrieval. The question (its own words, never a previous turn's) is embedded and
+compared with every question variant of every entry that may be served now. The best entry's
+match features go through a fitted logistic model (`make train`, `bot.train_curated`); the
+entry answers when its probability reaches the threshold chosen for a precision of at least
+0.98 on labelled pairs. Below it, the normal pipeline answers.
+
+An entry may be served only while it is fresh: not expired today, and every source in the
+index exactly in the version it had when ingest last checked the entry's review
+(`bot.ingest.curated`). Anything else falls through to the normal pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from bot.answer.model import Logistic
+from bot.errors import ConfigError
+from bot.text import Vocabulary, content_terms
+
+log = logging.getLogger(__name__)
+
+PARAMS_FILE = Path(__file__).with_name("curated_params.json")
+
+# The match features of a question against one candidate entry (see `match_features`).
+CURATED_FEATURES: tuple[str, ...] = (
+    "similarity",  # cosine with the entry's closest question variant
+    "similarity_language",  # the same, among variants in the question's language
+    "top_variants",  # mean cosine with the entry's three closest variants (agreement)
+    "margin",  # similarity minus the best other entry's
+    "answer_similarity",  # the question (as a query) against the answer text (as a passage)
+    "answer_margin",  # answer similarity minus the best other entry's
+    "term_recall",  # idf-weighted share of the question's terms found in the variants
+    "answer_recall",  # ... found in the variants or the answer text
+    "unseen_rarest",  # idf of the rarest question term that the entry never mentions
+    "unseen_numbers",  # numbers (years, amounts) in the question that the entry never mentions
+    "rank",  # the entry's rank by similarity among all entries
+    "terms",  # log(1 + number of the question's content terms)
+    "english",  # the question is in English
+)
+CANDIDATES = 3  # entries scored per question: the closest by variants, plus the closest answer
+_NUMBER = re.compile(r"\d+")
+IDF = Callable[[str], float]
+
+
+@dataclass(frozen=True)
+class CuratedParams:
+    """The fitted matcher and its threshold."""
+
+    model: Logistic
+    threshold: float
+    report: dict = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model.to_dict(),
+            "threshold": round(self.threshold, 6),
+            "report": self.report,
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> CuratedParams:
+        path = path or PARAMS_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(
+                Logistic.from_dict(data["model"], CURATED_FEATURES),
+                float(data["threshold"]),
+                data.get("report", {}),
+            )
+        except FileNotFoundError as exc:
+            raise ConfigError(f"No curated-answer parameters at {path}; run `make train`.") from exc
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"The curated-answer parameters at {path} are invalid: {exc}"
+            ) from exc
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A curated entry as the bot serves it (from the curated collection's payload)."""
+
+    id: str
+    questions: dict[str, list[str]]
+    sources: list[str]
+    answers: dict[str, str]
+    reviewed: str
+    expires: str
+    reviewer: str
+    indexed: dict[str, str]  # source -> document hash it was checked against; {} = review due
+    terms: frozenset[str]  # content terms of the variants
+    all_terms: frozenset[str]  # ... and of the answers
+    numbers: frozenset[str]
+
+    def fresh(self, index_hashes: dict[str, str], today: date) -> bool:
+        """Whether it may be served: checked, unexpired, sources as they were checked."""
+        if not self.indexed or date.fromisoformat(self.expires) < today:
+            return False
+        return all(index_hashes.get(s) == self.indexed.get(s) for s in self.sources)
+
+
+@dataclass(frozen=True)
+class Match:
+    """A candidate entry for a question, with its match features."""
+
+    entry: Entry
+    variant: str  # the closest variant, in the question's language when there is one
+    similarity: float
+    features: np.ndarray
+
+
+class CuratedIndex:
+    """The question variants and answers of the servable entries, in memory, matched with numpy."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.loaded_for: object = None
+        self.entries: list[Entry] = []
+        self._questions = _Rows()
+        self._answers = _Rows()
+
+    def load(self, rows, index_hashes: dict[str, str], today: date, key: object) -> None:
+        """Keep the entries that are fresh now; `rows` = (texts, vectors, metadatas)."""
+        texts, vectors, metas = rows
+        entries: dict[str, Entry | None] = {}
+        for meta in metas:
+            entry_id = meta.get("entry", "")
+            if entry_id not in entries:
+                entry = _entry(meta)
+                entries[entry_id] = entry if entry and entry.fresh(index_hashes, today) else None
+        fresh = [e for e in entries.values() if e is not None]
+        position = {e.id: n for n, e in enumerate(fresh)}
+        questions, answers = _Rows(), _Rows()
+        for i, meta in enumerate(metas):
+            if meta.get("entry") not in position:
+                continue
+            rows_for = answers if meta.get("kind") == "answer" else questions
+            rows_for.add(vectors[i], position[meta["entry"]], meta.get("language", "da"), texts[i])
+        with self._lock:
+            self.entries = fresh
+            self._questions, self._answers = questions.done(), answers.done()
+            self.loaded_for = key
+        log.info(
+            "curated: %d entries served, %d waiting for review",
+            len(fresh),
+            len(entries) - len(fresh),
+        )
+
+    def candidates(
+        self,
+        vector: np.ndarray,
+        text: str,
+        language: str,
+        idf: IDF,
+        vocabulary: Vocabulary | None = None,
+    ) -> list[Match]:
+        """The closest entries (by question variants, and the closest answer) with features."""
+        with self._lock:
+            entries, questions, answers = self.entries, self._questions, self._answers
+        if not entries or not len(questions.matrix):
+            return []
+        unit = vector / (np.linalg.norm(vector) or 1.0)
+        sims = questions.matrix @ unit
+        by_entry = _per_entry(sims, questions.entry, len(entries))
+        answer_sims = answers.matrix @ unit if len(answers.matrix) else np.zeros(0)
+        by_answer = _per_entry(answer_sims, answers.entry, len(entries))
+        order = list(np.argsort(-by_entry, kind="stable"))
+        picked = order[:CANDIDATES]
+        closest_answer = int(np.argmax(by_answer))
+        if closest_answer not in picked:
+            picked.append(closest_answer)
+        terms = _weighted_terms(text, language, idf, vocabulary)
+        numbers = set(_NUMBER.findall(text))
+        out = []
+        for e in picked:
+            e = int(e)
+            mine = np.flatnonzero(questions.entry == e)
+            own = np.sort(sims[mine])[::-1]
+            same = [i for i in mine if questions.language[i] == language]
+            best_row = max(same or list(mine), key=lambda i: sims[i])
+            others = np.delete(by_entry, e)
+            other_answers = np.delete(by_answer, e)
+            entry = entries[e]
+            values = {
+                "similarity": float(own[0]),
+                "similarity_language": max((float(sims[i]) for i in same), default=float(own[0])),
+                "top_variants": float(own[:3].mean()),
+                "margin": float(own[0] - (others.max() if len(others) else 0.0)),
+                "answer_similarity": float(by_answer[e]),
+                "answer_margin": float(
+                    by_answer[e] - (other_answers.max() if len(other_answers) else 0.0)
+                ),
+                "term_recall": _recall(terms, entry.terms),
+                "answer_recall": _recall(terms, entry.all_terms),
+                "unseen_rarest": max(
+                    (w for t, w in terms.items() if t not in entry.all_terms), default=0.0
+                ),
+                "unseen_numbers": float(len(numbers - entry.numbers)),
+                "rank": float(order.index(e)),
+                "terms": math.log1p(len(terms)),
+                "english": float(language == "en"),
+            }
+            features = np.array([values[n] for n in CURATED_FEATURES], dtype=np.float64)
+            out.append(Match(entry, questions.text[best_row], float(own[0]), features))
+        return out
+
+
+class _Rows:
+    """Vectors with the entry, language and text of each row."""
+
+    def __init__(self) -> None:
+        self.vectors: list[np.ndarray] = []
+        self.entries: list[int] = []
+        self.language: list[str] = []
+        self.text: list[str] = []
+        self.matrix = np.zeros((0, 0), dtype=np.float32)
+        self.entry = np.zeros(0, dtype=np.int64)
+
+    def add(self, vector: np.ndarray, entry: int, language: str, text: str) -> None:
+        self.vectors.append(vector)
+        self.entries.append(entry)
+        self.language.append(language)
+        self.text.append(text)
+
+    def done(self) -> _Rows:
+        if self.vectors:
+            matrix = np.vstack(self.vectors).astype(np.float32)
+            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+            self.matrix = matrix / np.where(norms == 0, 1, norms)
+        self.entry = np.array(self.entries, dtype=np.int64)
+        self.vectors = []
+        return self
+
+
+def _per_entry(sims: np.ndarray, entry: np.ndarray, n: int) -> np.ndarray:
+    best = np.full(n, -1.0)
+    if len(sims):
+        np.maximum.at(best, entry, sims)
+    return best
+
+
+def _weighted_terms(
+    text: str, language: str, idf: IDF, vocabulary: Vocabulary | None
+) -> dict[str, float]:
+    """The question's stems (spelling corrected against the knowledge base) with their idf."""
+    if vocabulary is None:
+        stems = set(content_terms(text))
+    else:
+        stems = {t for t, _ in vocabulary.query_terms(text, language)}
+    return {t: idf(t) for t in stems}
+
+
+def _recall(terms: dict[str, float], found: frozenset[str]) -> float:
+    total = sum(terms.values())
+    return sum(w for t, w in terms.items() if t in found) / total if total else 0.0
+
+
+def _entry(meta: dict) -> Entry | None:
+    try:
+        data = json.loads(meta["payload"])
+        indexed = json.loads(meta.get("indexed") or "{}")
+    except (KeyError, json.JSONDecodeError):
+        log.warning("curated: a stored entry has no readable payload; run `python ingest.py`")
+        return None
+    variants = " ".join(q for qs in data["questions"].values() for q in qs)
+    answers = " ".join(data["answers"].values())
+    return Entry(
+        id=data["id"],
+        questions=data["questions"],
+        sources=data["sources"],
+        answers=data["answers"],
+        reviewed=data["reviewed"],
+        expires=data["expires"],
+        reviewer=data.get("reviewer", ""),
+        indexed=indexed,
+        terms=frozenset(content_terms(variants)),
+        all_terms=frozenset(content_terms(f"{variants} {answers}")),
+        numbers=frozenset(_NUMBER.findall(f"{variants} {answers}")),
+    )
