@@ -1,6 +1,11 @@
-"""Answer metrics for operations: status, language and latency per answer, never the text.
+"""Every answer logged as a decision, and the questions the bot could not answer.
 
-Stored in SQLite under DATA_DIR next to the feedback votes, purged with the same retention.
+`answers` holds one row per answer without any user text: the decision (answered, refused
+with its status, curated with the entry), the language, the gate's confidence or the curated
+match score, the cited files and the latency. `gaps` holds the questions that were refused
+because the material had no answer, redacted (CPR, phone, e-mail and unknown names removed),
+so staff can see what is missing (`python -m bot report`). Both live in SQLite under DATA_DIR
+next to the feedback votes and are purged after the same retention period.
 """
 
 from __future__ import annotations
@@ -22,7 +27,19 @@ CREATE TABLE IF NOT EXISTS answers (
     total_ms REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS answers_at ON answers (at);
+CREATE TABLE IF NOT EXISTS gaps (
+    at TEXT NOT NULL,
+    language TEXT NOT NULL,
+    question TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS gaps_at ON gaps (at);
 """
+# Columns added after the first release; an older file gains them on open.
+_ADDED_COLUMNS = {
+    "curated_id": "TEXT NOT NULL DEFAULT ''",
+    "score": "REAL NOT NULL DEFAULT 0",
+    "cited_files": "TEXT NOT NULL DEFAULT ''",
+}
 
 
 class Metrics:
@@ -34,19 +51,62 @@ class Metrics:
         self._lock = threading.Lock()
         with sqlite3.connect(path) as db:
             db.executescript(_SCHEMA)
+            have = {row[1] for row in db.execute("PRAGMA table_info(answers)")}
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in have:
+                    db.execute(f"ALTER TABLE answers ADD COLUMN {column} {kind}")
 
-    def record(self, answer: Answer) -> None:
+    def record(self, answer: Answer, redacted_question: str | None = None) -> None:
+        """Log the decision; a question refused for lack of material is kept (redacted).
+
+        `redacted_question` must already be redacted by the caller (`Answerer.redact`).
+        """
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        score = (
+            answer.curated["score"] if answer.curated else answer.evidence.get("confidence", 0.0)
+        )
         with self._lock, sqlite3.connect(self.path, timeout=10) as db:
             db.execute(
-                "INSERT INTO answers (at, status, language, refused, total_ms) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO answers (at, status, language, refused, total_ms, curated_id, score,"
+                " cited_files) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    datetime.now(UTC).isoformat(timespec="seconds"),
+                    now,
                     answer.status,
                     answer.language,
                     int(answer.refused),
                     float(answer.timings_ms.get("total", 0.0)),
+                    answer.curated["id"] if answer.curated else "",
+                    float(score),
+                    ",".join(c.file for c in answer.citations),
                 ),
             )
+            if answer.status == "not_found" and redacted_question:
+                db.execute(
+                    "INSERT INTO gaps (at, language, question) VALUES (?, ?, ?)",
+                    (now, answer.language, redacted_question[:1000]),
+                )
+
+    def decisions(self, days: int) -> list[dict]:
+        """The answers of the last `days` days: time, status, language, curated entry, score."""
+        since = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
+        with sqlite3.connect(self.path, timeout=10) as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute(
+                "SELECT at, status, language, refused, curated_id, score, cited_files, total_ms"
+                " FROM answers WHERE at >= ? ORDER BY at",
+                (since,),
+            ).fetchall()
+        return [dict(r) for r in rows]
+
+    def gaps(self, days: int) -> list[dict]:
+        """Refused questions (redacted) of the last `days` days."""
+        since = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
+        with sqlite3.connect(self.path, timeout=10) as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute(
+                "SELECT at, language, question FROM gaps WHERE at >= ? ORDER BY at", (since,)
+            ).fetchall()
+        return [dict(r) for r in rows]
 
     def summary(self, days: int = 30) -> dict:
         """Questions, refusals by status, and latency percentiles over the last `days`."""
@@ -76,4 +136,5 @@ class Metrics:
     def purge(self, days: int) -> int:
         cutoff = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
         with sqlite3.connect(self.path, timeout=10) as db:
-            return db.execute("DELETE FROM answers WHERE at < ?", (cutoff,)).rowcount
+            removed = db.execute("DELETE FROM answers WHERE at < ?", (cutoff,)).rowcount
+            return removed + db.execute("DELETE FROM gaps WHERE at < ?", (cutoff,)).rowcount

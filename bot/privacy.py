@@ -1,13 +1,17 @@
-"""Find and redact personal data (CPR numbers, phone numbers, e-mail addresses).
+"""Find and redact personal data (CPR numbers, phone numbers, e-mail addresses, names).
 
 Used on everything that could reach a log line or a stored row. Names cannot be found reliably
-by a pattern, which is why chat text itself is never logged; only redacted questions are stored
-(for feedback), and only as long as the retention period allows.
+by a pattern, which is why chat text itself is never logged. Questions that are stored (with a
+vote, or refused for the gap report) are redacted first, names included: a capitalised word
+the knowledge base does not know is taken for a private person's name (`redact_names`); the
+public names in the Council's own material stay. Stored rows are purged after the retention
+period.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 # CPR: ddmmyy-xxxx or ddmmyyxxxx, with a plausible day and month.
@@ -69,6 +73,19 @@ def redact(text: str) -> str:
     text = _CPR.sub("[CPR]", text)
     text = _EMAIL.sub("[EMAIL]", text)
     return _PHONE.sub(_phone_placeholder, text)
+
+
+_CAPITALISED = re.compile(r"\b[A-ZÆØÅÄÖÜ][\wæøåäöüé'-]*", re.UNICODE)
+
+
+def redact_names(text: str, known: Callable[[str], bool]) -> str:
+    """Replace capitalised words that `known` does not recognise by [NAVN] (acronyms stay)."""
+
+    def replace(match: re.Match[str]) -> str:
+        word = match.group(0)
+        return word if word.isupper() or known(word) else "[NAVN]"
+
+    return _CAPITALISED.sub(replace, text)
 
 
 def _phone_placeholder(match: re.Match[str]) -> str:

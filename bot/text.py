@@ -134,6 +134,13 @@ class Vocabulary:
 
         return _RAW_TOKEN.sub(fix, text)
 
+    def knows(self, word: str) -> bool:
+        """Whether a word is a stop word or (after spelling correction) a knowledge-base word."""
+        lowered = word.lower()
+        if lowered in STOPWORDS or len(lowered) <= 2:
+            return True
+        return stem(lowered) in self._stems or self.correct(lowered) is not None
+
     def unknown_names(self, text: str, language: str | None = None) -> list[str]:
         """Capitalised words the knowledge base has never seen, even after correction.
 

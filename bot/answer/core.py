@@ -151,6 +151,12 @@ class Answerer:
         )
         return answer
 
+    def redact(self, text: str) -> str:
+        """A question as it may be stored: personal data and unknown names removed."""
+        from bot.privacy import redact, redact_names
+
+        return redact_names(redact(text), self.retriever.vocabulary.knows)
+
     def forget(self, chat_id: str) -> None:
         """Forget a chat's conversation (/ny)."""
         self.memory.forget(chat_id)

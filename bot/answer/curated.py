@@ -41,6 +41,8 @@ CURATED_FEATURES: tuple[str, ...] = (
     "margin",  # similarity minus the best other entry's
     "answer_similarity",  # the question (as a query) against the answer text (as a passage)
     "answer_margin",  # answer similarity minus the best other entry's
+    "sentence_similarity",  # the question against the answer's closest sentence or list item
+    "sentence_margin",  # ... minus the best other entry's
     "term_recall",  # idf-weighted share of the question's terms found in the variants
     "answer_recall",  # ... found in the variants or the answer text
     "unseen_rarest",  # idf of the rarest question term that the entry never mentions
@@ -132,6 +134,7 @@ class CuratedIndex:
         self.entries: list[Entry] = []
         self._questions = _Rows()
         self._answers = _Rows()
+        self._sentences = _Rows()
 
     def load(self, rows, index_hashes: dict[str, str], today: date, key: object) -> None:
         """Keep the entries that are fresh now; `rows` = (texts, vectors, metadatas)."""
@@ -144,15 +147,17 @@ class CuratedIndex:
                 entries[entry_id] = entry if entry and entry.fresh(index_hashes, today) else None
         fresh = [e for e in entries.values() if e is not None]
         position = {e.id: n for n, e in enumerate(fresh)}
-        questions, answers = _Rows(), _Rows()
+        questions, answers, sentences = _Rows(), _Rows(), _Rows()
+        kinds = {"answer": answers, "sentence": sentences}
         for i, meta in enumerate(metas):
             if meta.get("entry") not in position:
                 continue
-            rows_for = answers if meta.get("kind") == "answer" else questions
+            rows_for = kinds.get(meta.get("kind", ""), questions)
             rows_for.add(vectors[i], position[meta["entry"]], meta.get("language", "da"), texts[i])
         with self._lock:
             self.entries = fresh
             self._questions, self._answers = questions.done(), answers.done()
+            self._sentences = sentences.done()
             self.loaded_for = key
         log.info(
             "curated: %d entries served, %d waiting for review",
@@ -171,6 +176,7 @@ class CuratedIndex:
         """The closest entries (by question variants, and the closest answer) with features."""
         with self._lock:
             entries, questions, answers = self.entries, self._questions, self._answers
+            sentences = self._sentences
         if not entries or not len(questions.matrix):
             return []
         unit = vector / (np.linalg.norm(vector) or 1.0)
@@ -178,6 +184,8 @@ class CuratedIndex:
         by_entry = _per_entry(sims, questions.entry, len(entries))
         answer_sims = answers.matrix @ unit if len(answers.matrix) else np.zeros(0)
         by_answer = _per_entry(answer_sims, answers.entry, len(entries))
+        sentence_sims = sentences.matrix @ unit if len(sentences.matrix) else np.zeros(0)
+        by_sentence = _per_entry(sentence_sims, sentences.entry, len(entries))
         order = list(np.argsort(-by_entry, kind="stable"))
         picked = order[:CANDIDATES]
         closest_answer = int(np.argmax(by_answer))
@@ -194,6 +202,7 @@ class CuratedIndex:
             best_row = max(same or list(mine), key=lambda i: sims[i])
             others = np.delete(by_entry, e)
             other_answers = np.delete(by_answer, e)
+            other_sentences = np.delete(by_sentence, e)
             entry = entries[e]
             values = {
                 "similarity": float(own[0]),
@@ -203,6 +212,10 @@ class CuratedIndex:
                 "answer_similarity": float(by_answer[e]),
                 "answer_margin": float(
                     by_answer[e] - (other_answers.max() if len(other_answers) else 0.0)
+                ),
+                "sentence_similarity": float(by_sentence[e]),
+                "sentence_margin": float(
+                    by_sentence[e] - (other_sentences.max() if len(other_sentences) else 0.0)
                 ),
                 "term_recall": _recall(terms, entry.terms),
                 "answer_recall": _recall(terms, entry.all_terms),

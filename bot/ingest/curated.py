@@ -192,6 +192,11 @@ def sync(
         # (embedded as a passage): the matcher compares a question with both.
         pieces = [("question", lang, q) for lang, q in entry.variants()]
         pieces += [("answer", lang, _plain(entry.answers[lang])) for lang in sorted(entry.answers)]
+        pieces += [
+            ("sentence", lang, sentence)
+            for lang in sorted(entry.answers)
+            for sentence in _sentences(entry.answers[lang])
+        ]
         for i, (kind, lang, text) in enumerate(pieces):
             ids.append(f"{entry.id}#{i:03d}")
             texts.append(text)
@@ -249,7 +254,7 @@ def sync(
 def _embed(embedder: Embedder, texts: list[str], metas: list[dict]) -> np.ndarray:
     """Question variants as queries, answers as passages (the e5 convention)."""
     vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
-    answers = [i for i, m in enumerate(metas) if m["kind"] == "answer"]
+    answers = [i for i, m in enumerate(metas) if m["kind"] != "question"]
     for i, meta in enumerate(metas):
         if meta["kind"] == "question":
             vectors[i] = embedder.embed_query(texts[i])
@@ -262,6 +267,12 @@ def _plain(answer: str) -> str:
     """An answer's text without its [n] markers and list dashes (what is embedded)."""
     text = re.sub(r"\s*\[\d+\]", "", answer)
     return re.sub(r"^\s*-\s+", "", text, flags=re.MULTILINE)
+
+
+def _sentences(answer: str) -> list[str]:
+    """The sentences and list items of an answer, without markers (each one a fact)."""
+    pieces = re.split(r"(?<=[.!?])\s+|\n+", _plain(answer))
+    return [p.strip() for p in pieces if len(p.split()) >= 3]
 
 
 def _stored(target: KnowledgeStore) -> dict[str, dict[str, dict]]:
