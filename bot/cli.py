@@ -7,6 +7,8 @@ python -m bot chat                 interactive terminal chat (/ny resets, /kilde
 python -m bot eval FILE [--json]   evaluation over a question file
 python -m bot telegram             the Telegram bot
 python -m bot status               index status
+python -m bot report [--days N] [--html FILE] [--json]
+                                   the gap report for staff (refused, 👎, curated hits)
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from bot.config import Settings
 from bot.errors import BotError, ConfigError, StoreError
@@ -36,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("telegram", help="run the Telegram bot")
     status = sub.add_parser("status", help="show index status")
     status.add_argument("--json", action="store_true")
+    report = sub.add_parser("report", help="staff: what the bot refuses, 👎 and curated hits")
+    report.add_argument("--days", type=int, default=30, help="period in days (default 30)")
+    report.add_argument("--html", type=Path, help="also write a self-contained HTML report")
+    report.add_argument("--json", action="store_true", help="print the figures as JSON")
     feedback = sub.add_parser("feedback", help="staff: export or purge feedback votes")
     feedback.add_argument("action", choices=["export", "purge"])
     feedback.add_argument("--csv", action="store_true", help="export as CSV (default JSON lines)")
@@ -71,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_status(settings, args.json)
         if args.command == "feedback":
             return cmd_feedback(settings, args)
+        if args.command == "report":
+            return cmd_report(settings, args)
     except (ConfigError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -156,4 +165,20 @@ def cmd_feedback(settings: Settings, args: argparse.Namespace) -> int:
     days = args.days if args.days is not None else settings.feedback_retention_days
     removed = store.purge(days)
     print(f"Deleted {removed} feedback votes older than {days} days.")
+    return 0
+
+
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    """The gap report: printed, as JSON, and optionally as one HTML file."""
+    from bot.embedding import make_embedder
+    from bot.report import build_report, render_html, render_text
+
+    report = build_report(settings, make_embedder(settings), days=max(1, args.days))
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(render_text(report))
+    if args.html:
+        args.html.write_text(render_html(report), encoding="utf-8")
+        print(f"Wrote {args.html}", file=sys.stderr)
     return 0

@@ -109,6 +109,10 @@ def split_file(text: str, name: str) -> tuple[dict[str, Any], str]:
         data = yaml.safe_load(match.group(1))
     except yaml.YAMLError as exc:
         raise LoaderError(f"{name}: the front matter is not valid YAML ({exc})") from None
+    except ValueError as exc:  # YAML parses 2026-13-45 as a date, then datetime refuses it
+        raise LoaderError(
+            f"{name}: a date in the front matter is not a real date ({exc})"
+        ) from None
     if not isinstance(data, dict):
         raise LoaderError(f"{name}: the front matter must be a mapping of keys")
     return data, text[match.end() :]

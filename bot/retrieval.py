@@ -94,6 +94,7 @@ class HybridRetriever:
         self.embedder = embedder
         self._lock = threading.Lock()
         self._loaded_refresh: str | None = None
+        self._refreshed_at: str | None = None
         self._checked_at = 0.0
         self.chunks: list[StoredChunk] = []
         self._bm25 = None
@@ -111,7 +112,7 @@ class HybridRetriever:
         import bm25s
 
         info = self.store.info()
-        refresh = info.get("last_refresh")
+        refresh = _refresh_key(info)
         if info.get("build") == "incomplete":
             log.warning(
                 "retriever: the index build was interrupted; answering from a partial index "
@@ -147,6 +148,7 @@ class HybridRetriever:
             self._centrality = matrix @ (centre / (np.linalg.norm(centre) or 1.0))
             self._terms: dict[str, frozenset[str]] = {}
             self._loaded_refresh = refresh
+            self._refreshed_at = info.get("last_refresh")
             self._checked_at = time.monotonic()
         log.info("retriever: %d chunks loaded (refresh %s)", len(chunks), refresh)
 
@@ -173,7 +175,7 @@ class HybridRetriever:
             return
         self._checked_at = time.monotonic()
         try:
-            refresh = self.store.info().get("last_refresh")
+            refresh = _refresh_key(self.store.info())
         except StoreUnavailable:
             # The whole index is in memory: keep answering from it while the server is away.
             log.warning("retriever: the store cannot be reached; serving the loaded index")
@@ -183,6 +185,12 @@ class HybridRetriever:
 
     @property
     def refreshed_at(self) -> str | None:
+        """When the loaded index was last refreshed (ISO time, for people)."""
+        return self._refreshed_at
+
+    @property
+    def generation(self) -> str | None:
+        """Changes with every refresh of the loaded index (for caches of derived data)."""
         return self._loaded_refresh
 
     # -- search -------------------------------------------------------------------------------
@@ -258,6 +266,10 @@ class HybridRetriever:
                 )
             )
         return passages
+
+
+def _refresh_key(info: dict) -> str | None:
+    return info.get("refresh_id") or info.get("last_refresh")
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:

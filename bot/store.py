@@ -14,6 +14,7 @@ import logging
 import shutil
 import stat
 import tempfile
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -198,6 +199,8 @@ class KnowledgeStore:
             embedding_model=model,
             embedding_dim=dimension,
             last_refresh=datetime.now(UTC).isoformat(timespec="seconds"),
+            # Two refreshes within one second must still look different to a running bot.
+            refresh_id=uuid.uuid4().hex,
         )
 
     def sibling(self, name: str) -> KnowledgeStore:

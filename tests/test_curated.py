@@ -7,6 +7,7 @@ fitted one (bot/answer/curated_params.json).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from datetime import date
@@ -20,7 +21,7 @@ from bot.errors import LoaderError
 from bot.ingest.cli import main as ingest_main
 from bot.ingest.curated import review
 from bot.ingest.pipeline import run_ingest
-from tests.conftest import REPO, make_settings
+from tests.conftest import KNOWLEDGE, REPO, make_settings
 
 ENTRY = """---
 id: vision
@@ -72,7 +73,7 @@ def ingest(settings, embedder, **options):
         ),
         (lambda t: t.split("## English")[0], "English"),
         (lambda t: t.replace("questions:", "questions: [oops"), "not valid YAML"),
-        (lambda t: t.replace("reviewed: 2026-11-01", "reviewed: 2026-13-45"), "reviewed"),
+        (lambda t: t.replace("reviewed: 2026-11-01", "reviewed: 2026-13-45"), "not a real date"),
         (
             lambda t: t.replace(
                 "## Dansk\nRådets vision handler om sociale investeringer [1].",
@@ -115,47 +116,86 @@ def test_one_broken_curated_file_fails_alone(small_kb: Path, tmp_path: Path, emb
     assert sorted(report.added) == ["projekt-ungifokus.md", "raadet-forside-2024.txt", "vision.md"]
 
 
-# -- review and staleness --------------------------------------------------------------------
+# -- review and staleness (real shipped entries over a copy of their sources) -----------------
+
+ENTRIES = ("vision", "social-investering", "hvad-er-raadet", "kommissorium")
+SOURCES = (
+    "vision.md",
+    "raadet-forside-2024.txt",
+    "hvad-er-en-social-investering.md",
+    "faktaark-kort-om-raadet.md",
+    "kommissorium.md",
+    "sources.csv",
+)
 
 
 @pytest.fixture
-def served(small_kb: Path, tmp_path: Path, embedder):
-    """A small knowledge base with one reviewed curated entry, ingested, and its answerer."""
-    settings = make_settings(tmp_path / "data", small_kb)
-    path = write_entry(small_kb, ENTRY.format(expires="2099-01-01"))
-    review(settings, [path])
-    assert ingest(settings, embedder).exit_code == 0
+def curated_kb(tmp_path: Path) -> Path:
+    """Four shipped curated entries and the knowledge files they rest on."""
+    target = tmp_path / "knowledge"
+    (target / "svar").mkdir(parents=True)
+    for name in SOURCES:
+        shutil.copy(KNOWLEDGE / name, target / name)
+    for entry in ENTRIES:
+        shutil.copy(KNOWLEDGE / "svar" / f"{entry}.md", target / "svar" / f"{entry}.md")
+    return target
+
+
+def variant(knowledge: Path, language: str, entry: str = "vision") -> str:
+    """The entry's first question variant in a language (what staff wrote it for)."""
+    text = (knowledge / "svar" / f"{entry}.md").read_text(encoding="utf-8")
+    return parse_entry(text, f"svar/{entry}.md", set(SOURCES)).questions[language][0]
+
+
+@pytest.fixture
+def served(curated_kb: Path, tmp_path: Path, embedder):
+    """The shipped entries, reviewed as shipped, ingested, and an answerer over them."""
+    settings = make_settings(tmp_path / "data", curated_kb)
+    report = ingest(settings, embedder)
+    assert report.exit_code == 0, (report.failures, report.needs_review)
+    assert report.curated == {"entries": 4, "serving": 4}
     answerer = Answerer(settings, embedder=embedder)
     answerer.warm_up()
-    return settings, answerer, path
+    return settings, answerer, curated_kb / "svar" / "vision.md"
 
 
 def _fresh(answerer: Answerer) -> None:
     answerer.retriever._checked_at = 0.0  # skip the 5-second recheck interval
 
 
-def test_review_records_todays_date_and_the_source_hashes(served) -> None:
-    _, _, path = served
-    text = path.read_text(encoding="utf-8")
-    assert f"reviewed: {date.today().isoformat()}" in text
-    assert "source_hashes:" in text and "vision.md:" in text
-    # The answer body is kept exactly.
-    assert "Rådets vision handler om sociale investeringer [1]." in text
+def test_review_records_todays_date_and_the_source_hashes(curated_kb: Path, tmp_path) -> None:
+    settings = make_settings(tmp_path / "data", curated_kb)
+    path = curated_kb / "svar" / "vision.md"
+    before = path.read_text(encoding="utf-8")
+    text = before.replace("source_hashes:", "old_hashes:")
+    path.write_text(text, encoding="utf-8")
+    [line] = review(settings, [path], today=date(2027, 3, 1))
+    assert (
+        line
+        == "Reviewed svar/vision.md: 2 source(s) recorded, reviewed 2027-03-01, expires 2027-12-01."
+    )
+    after = path.read_text(encoding="utf-8")
+    assert "reviewed: 2027-03-01" in after
+    entry = parse_entry(after, "svar/vision.md", set(SOURCES))
+    assert set(entry.source_hashes) == {"vision.md", "raadet-forside-2024.txt"}
+    # The answers are kept exactly.
+    assert after.split("---\n", 2)[2] == before.split("---\n", 2)[2]
 
 
 def test_a_matching_question_gets_the_curated_answer_in_each_language(served) -> None:
-    _, answerer, _ = served
-    danish = answerer.ask("Hvad er Rådets vision?")
+    settings, answerer, _ = served
+    question = variant(settings.knowledge_dir, "da")
+    danish = answerer.ask(question)
     assert danish.status == "curated" and not danish.refused
-    assert danish.text.startswith("Svar på: Hvad er Rådets vision?")
-    assert "Rådets vision handler om sociale investeringer [1]." in danish.text
-    assert f"gennemgået {date.today().isoformat()}" in danish.text
-    assert [c.file for c in danish.citations] == ["vision.md"]
-    assert danish.citations[0].title and danish.citations[0].url
-    english = answerer.ask("What is the Council's vision?")
+    assert danish.text.startswith(f"Svar på: {question}")
+    assert "gennemgået 2026-12-01" in danish.text
+    assert {c.file for c in danish.citations} == {"vision.md", "raadet-forside-2024.txt"}
+    assert all(c.title and c.url and c.date for c in danish.citations)
+    english_question = variant(settings.knowledge_dir, "en")
+    english = answerer.ask(english_question)
     assert english.status == "curated" and english.language == "en"
-    assert english.text.startswith("Answer to: What is the Council's vision?")
-    assert "The Council's vision is about social investments [1]." in english.text
+    assert english.text.startswith(f"Answer to: {english_question}")
+    assert "reviewed 2026-12-01" in english.text
     payload = english.to_json()
     assert payload["status"] == "curated"
     assert set(payload["curated"]) == {"id", "question", "reviewed", "score"}
@@ -164,116 +204,120 @@ def test_a_matching_question_gets_the_curated_answer_in_each_language(served) ->
 
 def test_an_unrelated_question_goes_to_the_normal_pipeline(served) -> None:
     _, answerer, _ = served
-    answer = answerer.ask("Hvor mange unge er med i UngiFokus?")
+    answer = answerer.ask("Hvad koster en busbillet til Randers?")
     assert answer.status != "curated"
     assert answer.curated is None
 
 
 def test_a_changed_source_is_never_served_and_named_for_review(served, embedder) -> None:
-    settings, answerer, _ = served
+    settings, answerer, path = served
+    question = variant(settings.knowledge_dir, "da")
     source = settings.knowledge_dir / "vision.md"
     source.write_text(source.read_text(encoding="utf-8") + "\nEn ny sætning.\n", encoding="utf-8")
     report = ingest(settings, embedder)
     assert report.exit_code == 1
-    assert report.needs_review == [
-        {"entry": "svar/vision.md", "reason": report.needs_review[0]["reason"]}
-    ]
-    assert "vision.md changed after the review" in report.needs_review[0]["reason"]
+    [item] = report.needs_review
+    assert item["entry"] == "svar/vision.md"
+    assert "vision.md changed after the review" in item["reason"]
     _fresh(answerer)
-    assert answerer.ask("Hvad er Rådets vision?").status != "curated"
+    assert answerer.ask(question).status != "curated"
     # Reviewed again: served again.
-    review(settings, [settings.knowledge_dir / "svar" / "vision.md"])
+    review(settings, [path])
     assert ingest(settings, embedder).exit_code == 0
     _fresh(answerer)
-    assert answerer.ask("Hvad er Rådets vision?").status == "curated"
+    assert answerer.ask(question).status == "curated"
 
 
-def test_a_source_changed_in_the_index_without_the_curated_check_is_not_served(
-    served, embedder
-) -> None:
-    """Even when only the document is re-ingested (a scoped run), the entry stops at once."""
+def test_a_source_changed_in_the_index_alone_stops_the_entry_at_once(served, embedder) -> None:
+    """Even when only the document is re-ingested (a scoped run), the entry stops."""
     settings, answerer, _ = served
+    question = variant(settings.knowledge_dir, "da")
     source = settings.knowledge_dir / "vision.md"
-    source.write_text(
-        source.read_text(encoding="utf-8") + "\nEndnu en sætning.\n", encoding="utf-8"
-    )
+    source.write_text(source.read_text(encoding="utf-8") + "\nEndnu en.\n", encoding="utf-8")
     ingest(settings, embedder, paths=[source])
     _fresh(answerer)
-    assert answerer.ask("Hvad er Rådets vision?").status != "curated"
+    assert answerer.ask(question).status != "curated"
 
 
 def test_a_removed_source_is_never_served(served, embedder) -> None:
     settings, answerer, _ = served
+    question = variant(settings.knowledge_dir, "da")
     (settings.knowledge_dir / "vision.md").unlink()
     report = ingest(settings, embedder)
     assert report.exit_code == 1
     reasons = [f["reason"] for f in report.failures] + [r["reason"] for r in report.needs_review]
     assert any("vision.md" in r for r in reasons)
     _fresh(answerer)
-    assert answerer.ask("Hvad er Rådets vision?").status != "curated"
+    assert answerer.ask(question).status != "curated"
 
 
-def test_an_expired_entry_is_never_served(small_kb: Path, tmp_path: Path, embedder) -> None:
-    settings = make_settings(tmp_path / "data", small_kb)
-    text = ENTRY.format(expires="2024-06-01").replace(
-        "reviewed: 2026-11-01", "reviewed: 2024-01-01"
-    )
-    path = write_entry(small_kb, text)
-    review(settings, [path], today=date(2024, 1, 2))
-    assert "expires: 2024-06-01" in path.read_text(encoding="utf-8")
+def test_an_expired_entry_is_never_served(curated_kb: Path, tmp_path: Path, embedder) -> None:
+    settings = make_settings(tmp_path / "data", curated_kb)
+    path = curated_kb / "svar" / "vision.md"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("reviewed: 2026-12-01", "reviewed: 2025-01-01")
+    path.write_text(text.replace("expires: 2027-12-01", "expires: 2025-06-01"), encoding="utf-8")
+    review(settings, [path], today=date(2025, 1, 2))
     report = ingest(settings, embedder)
     assert report.exit_code == 1
-    assert report.needs_review[0]["reason"] == "expired on 2024-06-01"
+    assert report.needs_review == [{"entry": "svar/vision.md", "reason": "expired on 2025-06-01"}]
     answerer = Answerer(settings, embedder=embedder)
-    assert answerer.ask("Hvad er Rådets vision?").status != "curated"
-    # A review today renews it for its review interval and it is served again.
-    review(settings, [path])
+    question = variant(curated_kb, "da")
+    assert answerer.ask(question).status != "curated"
+    # A review today renews it for its review interval, and it is served again.
+    [line] = review(settings, [path])
+    assert f"expires {(date.today() + (date(2025, 6, 1) - date(2025, 1, 2))).isoformat()}" in line
     assert ingest(settings, embedder).exit_code == 0
     _fresh(answerer)
-    assert answerer.ask("Hvad er Rådets vision?").status == "curated"
+    assert answerer.ask(question).status == "curated"
 
 
-def test_an_unreviewed_entry_is_not_served(small_kb: Path, tmp_path: Path, embedder) -> None:
-    settings = make_settings(tmp_path / "data", small_kb)
-    write_entry(small_kb, ENTRY.format(expires="2099-01-01"))
+def test_an_unreviewed_entry_is_not_served(curated_kb: Path, tmp_path: Path, embedder) -> None:
+    settings = make_settings(tmp_path / "data", curated_kb)
+    path = curated_kb / "svar" / "vision.md"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.split("source_hashes:")[0] + "---\n" + text.split("---\n", 2)[2])
     report = ingest(settings, embedder)
     assert report.exit_code == 1
-    assert "not reviewed yet" in report.needs_review[0]["reason"]
+    [item] = report.needs_review
+    assert "not reviewed yet" in item["reason"] and item["entry"] == "svar/vision.md"
     answerer = Answerer(settings, embedder=embedder)
-    assert answerer.ask("Hvad er Rådets vision?").status != "curated"
+    assert answerer.ask(variant(curated_kb, "da")).status != "curated"
 
 
 def test_a_follow_up_is_matched_on_its_own_words_only(served) -> None:
-    _, answerer, _ = served
-    first = answerer.ask("Hvad er Rådets vision?", chat_id="c1")
+    settings, answerer, _ = served
+    first = answerer.ask(variant(settings.knowledge_dir, "da"), chat_id="c1")
     assert first.status == "curated"
     # With the previous question's words this would look like the entry; on its own it does not.
-    follow_up = answerer.ask("og hvad med UngiFokus?", chat_id="c1")
+    follow_up = answerer.ask("og hvad med i Odense?", chat_id="c1")
     assert follow_up.status != "curated"
 
 
 def test_curated_answers_can_be_turned_off(served, embedder) -> None:
     settings, _, _ = served
     off = Answerer(settings.model_copy(update={"curated_answers": False}), embedder=embedder)
-    assert off.ask("Hvad er Rådets vision?").status != "curated"
+    assert off.ask(variant(settings.knowledge_dir, "da")).status != "curated"
 
 
 # -- the command line ------------------------------------------------------------------------
 
 
 def test_ingest_review_command_records_and_refreshes(
-    small_kb: Path, tmp_path: Path, monkeypatch, capsys
+    curated_kb: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("KNOWLEDGE_DIR", str(small_kb))
-    path = write_entry(small_kb, ENTRY.format(expires="2099-01-01"))
-    assert ingest_main([]) == 1  # not reviewed yet
+    monkeypatch.setenv("KNOWLEDGE_DIR", str(curated_kb))
+    path = curated_kb / "svar" / "vision.md"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.split("source_hashes:")[0] + "---\n" + text.split("---\n", 2)[2])
+    assert ingest_main([]) == 1
     assert "REVIEW svar/vision.md: not reviewed yet" in capsys.readouterr().out
     assert ingest_main(["--review", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "Reviewed svar/vision.md: 1 source(s) recorded" in out
-    assert "curated answers: 1 valid, 1 served" in out
-    assert ingest_main(["--review", str(small_kb / "vision.md")]) == 2  # not a curated answer
+    assert "Reviewed svar/vision.md: 2 source(s) recorded" in out
+    assert "curated answers: 4 valid, 4 served" in out
+    assert ingest_main(["--review", str(curated_kb / "vision.md")]) == 2  # not a curated answer
 
 
 def test_ask_json_reports_a_curated_reply(served, tmp_path: Path) -> None:
@@ -285,7 +329,7 @@ def test_ask_json_reports_a_curated_reply(served, tmp_path: Path) -> None:
         "PATH": "/usr/bin:/bin",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "bot", "ask", "--json", "What is the Council's vision?"],
+        [sys.executable, "-m", "bot", "ask", "--json", variant(settings.knowledge_dir, "en")],
         capture_output=True,
         text=True,
         env=env,
@@ -296,5 +340,5 @@ def test_ask_json_reports_a_curated_reply(served, tmp_path: Path) -> None:
     payload = json.loads(done.stdout)
     assert payload["status"] == "curated" and payload["refused"] is False
     assert payload["curated"]["id"] == "vision"
-    assert payload["curated"]["question"] == "What is the Council's vision?"
-    assert payload["citations"][0]["file"] == "vision.md"
+    assert payload["curated"]["question"] == variant(settings.knowledge_dir, "en")
+    assert {c["file"] for c in payload["citations"]} == {"vision.md", "raadet-forside-2024.txt"}

@@ -302,7 +302,9 @@ async def test_danish_question_gets_a_cited_answer_and_thumbs_up_is_stored(
     last = assert_cited_answer(parts, "Kilder:")
     assert "Gurli Martinussen" in "\n".join(p.text for p in parts)
     [answer] = seen
-    assert answer.status == "answered" and answer.citations
+    # A common question: the reviewed (curated) answer, cited like any other.
+    assert answer.status == "curated" and answer.citations
+    assert "Svar på:" in parts[0].text and "gennemgået" in parts[-1].text
 
     # Nothing is stored until somebody votes.
     assert feedback_rows(bot.feedback.path) == []
@@ -321,7 +323,7 @@ async def test_danish_question_gets_a_cited_answer_and_thumbs_up_is_stored(
     [row] = feedback_rows(bot.feedback.path)
     assert row["answer_id"] == answer_id
     assert row["vote"] == 1
-    assert row["status"] == "answered"
+    assert row["status"] == "curated"
     assert row["cited_files"] == ",".join(c.file for c in answer.citations)
     assert row["question"] == DA_QUESTION
     assert bot.feedback.counts() == {"up": 1, "down": 0}
@@ -339,11 +341,23 @@ async def test_english_question_gets_an_english_cited_answer_and_thumbs_down(bot
     down = next(data for data in last.callback_data if data.endswith(":0"))
     # (The fake's press_button would otherwise register the user as Danish.)
     bot.tg.press_button(last, down, language_code="en")
+    # After 👎 the bot asks why, in the user's language, within Telegram's 64-byte limit.
+    reasons = [t("en", f"reason_{code}") for code in "wmuo"]
+    asked = await bot.tg.wait_until_async(
+        lambda tg: (
+            tg.bot_messages(12)[-1] if tg.bot_messages(12)[-1].button_texts == reasons else None
+        ),
+        TIMEOUT,
+    )
+    assert all(len(data.encode()) <= 64 for data in asked.callback_data)
+    missing = next(data for data in asked.callback_data if data.endswith(":m"))
+    bot.tg.press_button(asked, missing, language_code="en")
     await bot.tg.wait_until_async(
         lambda tg: tg.bot_messages(12)[-1].button_texts == [t("en", "thanks")], TIMEOUT
     )
     [row] = feedback_rows(bot.feedback.path)
     assert row["vote"] == -1 and row["question"] == EN_QUESTION
+    assert row["reason"] == "missing"
 
 
 async def test_typing_is_shown_while_the_answer_is_computed(
@@ -628,6 +642,59 @@ async def test_status_and_refresh_by_staff_while_others_are_answered(
     await bot.answer("Hvor længe var Gurli Martinussen direktør for TrygFonden?", user_id=7)
     assert NEW_DOC in [c.file for c in seen[-1].citations]
     assert not bot.tg.errors
+
+
+async def test_report_for_staff_is_a_photo_with_a_summary_and_others_get_a_polite_no(
+    bot: Bot,
+) -> None:
+    await bot.answer("Hvad koster en parkeringstilladelse i Odense?", user_id=7)
+    await bot.answer(DA_QUESTION, user_id=7)
+    refused = await bot.command("/rapport", user_id=7)
+    assert refused.text == t("da", "admin_only")
+    before = len(bot.tg.bot_messages(ADMIN))
+    bot.send("/rapport", user_id=ADMIN)
+    [photo] = await bot.replies(ADMIN, 1, since=before)
+    size = photo.message["photo"][-1]
+    assert size["file_size"] <= 10 * 1024 * 1024 and size["width"] + size["height"] <= 10000
+    caption = photo.message["caption"]
+    assert "2 questions" in caption and "refused 50%" in caption and "curated 50%" in caption
+    assert "Most refused:" in caption and "[NAVN]" not in caption
+    assert len(caption) <= 1024
+    png = bot.tg.photo_bytes(size["file_id"])
+    assert png.startswith(b"\x89PNG")
+    english = await bot.command("/report", user_id=ADMIN, language_code="en")
+    assert "photo" in english.message
+    assert not bot.tg.errors
+
+
+async def test_refused_and_thumbs_down_questions_are_stored_without_personal_data(
+    bot: Bot, tmp_path: Path
+) -> None:
+    phone, email, name = "+45 12 34 56 78", "mette.hansen@example.dk", "Mette Sørensen"
+    question = (
+        f"Jeg hedder {name}, CPR {CPR}, tlf {phone}, mail {email}. "
+        "Kan rådet betale min husleje i Odense?"
+    )
+    parts = await bot.answer(question, user_id=7)
+    bot.tg.press_button(parts[-1], next(d for d in parts[-1].callback_data if d.endswith(":0")))
+    await bot.tg.wait_until_async(lambda tg: len(tg.bot_messages(7)[-1].button_texts) == 4, TIMEOUT)
+    from bot.report import build_report, render_html
+
+    html_text = render_html(
+        build_report(
+            bot.settings, bot.answerer.embedder, 30, bot.app.bot_data["metrics"], bot.feedback
+        )
+    )
+    assert "[CPR]" in html_text and "[NAVN]" in html_text
+    secrets = [CPR, CPR.replace("-", ""), "12 34 56 78", email, "Mette", "Sørensen"]
+    stores = list(bot.settings.data_dir.glob("*.sqlite3*")) + list(tmp_path.glob("fb.sqlite3*"))
+    assert stores
+    for path in stores:
+        raw = path.read_bytes()
+        for secret in secrets:
+            assert secret.encode() not in raw, (path, secret)
+    for secret in secrets:
+        assert secret not in html_text
 
 
 # --- webhook -------------------------------------------------------------------------------------

@@ -289,7 +289,7 @@ class Answerer:
 
     def _load_curated(self) -> None:
         """(Re)load the servable entries after a refresh, and every day (entries expire)."""
-        key = (self.retriever.refreshed_at, date.today())
+        key = (self.retriever.generation, date.today())
         if self.curated.loaded_for == key:
             return
         chunks = self.retriever.chunks
@@ -482,7 +482,7 @@ class Answerer:
 
     def _help_links(self) -> dict[str, dict[str, str]]:
         with self._lock:
-            if self._links is not None and self._links_refresh == self.retriever.refreshed_at:
+            if self._links is not None and self._links_refresh == self.retriever.generation:
                 return self._links
         self.retriever.ensure_fresh()
         pages = Counter(
@@ -499,7 +499,7 @@ class Answerer:
             meta = found[0].metadata
             links["ideas"] = {"title": meta.get("title", ""), "url": meta.get("source_url", "")}
         with self._lock:
-            self._links, self._links_refresh = links, self.retriever.refreshed_at
+            self._links, self._links_refresh = links, self.retriever.generation
         return links
 
 

@@ -208,14 +208,13 @@ class CuratedIndex:
                 "similarity": float(own[0]),
                 "similarity_language": max((float(sims[i]) for i in same), default=float(own[0])),
                 "top_variants": float(own[:3].mean()),
-                "margin": float(own[0] - (others.max() if len(others) else 0.0)),
+                # With a single entry there is nothing to be ahead of: no margin, not a large one.
+                "margin": float(own[0] - others.max()) if len(others) else 0.0,
                 "answer_similarity": float(by_answer[e]),
-                "answer_margin": float(
-                    by_answer[e] - (other_answers.max() if len(other_answers) else 0.0)
-                ),
+                "answer_margin": float(by_answer[e] - other_answers.max()) if len(others) else 0.0,
                 "sentence_similarity": float(by_sentence[e]),
-                "sentence_margin": float(
-                    by_sentence[e] - (other_sentences.max() if len(other_sentences) else 0.0)
+                "sentence_margin": (
+                    float(by_sentence[e] - other_sentences.max()) if len(others) else 0.0
                 ),
                 "term_recall": _recall(terms, entry.terms),
                 "answer_recall": _recall(terms, entry.all_terms),

@@ -42,8 +42,10 @@ from bot.telegram.texts import COMMANDS, t
 
 log = logging.getLogger(__name__)
 
+_CAPTION_LIMIT = 1000  # Telegram allows 1,024 characters in a photo caption
 _TYPING_EVERY = 4.0  # Telegram shows "typing…" for about five seconds per action.
 _FEEDBACK_PREFIX = "fb"
+_REASON_PREFIX = "fr"
 
 
 class RateLimit:
@@ -99,9 +101,12 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/hjaelp, /help: how to use the bot."""
-    await send_html(
-        update.effective_message, t(_lang(update), "help", username=context.bot.username)
-    )
+    _, _, settings = _services(context)
+    language = _lang(update)
+    text = t(language, "help", username=context.bot.username)
+    if _is_admin(update, settings):
+        text += "\n\n" + t(language, "help_admin")
+    await send_html(update.effective_message, text)
 
 
 async def about(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -194,13 +199,16 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, te
         typing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await typing
-    await asyncio.to_thread(context.application.bot_data["metrics"].record, answer)
+    # The decision is logged without text; a question refused for lack of material is kept,
+    # redacted, for the gap report (`python -m bot report`, /rapport).
+    gap = await asyncio.to_thread(answerer.redact, text) if answer.status == "not_found" else None
+    await asyncio.to_thread(context.application.bot_data["metrics"].record, answer, gap)
     if time.monotonic() - context.application.bot_data.get("purged_at", 0.0) > 86400:
         await asyncio.to_thread(purge_expired, context.application)
     parts = render_answer(answer)
     answer_id = secrets.token_hex(8)
     markup = None
-    if answer.status in ("answered", "not_found"):
+    if answer.status in ("answered", "not_found", "curated"):
         feedback.remember(
             answer_id, answer.question, [c.file for c in answer.citations], answer.status
         )
@@ -228,22 +236,43 @@ async def _keep_typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None
 
 
 async def on_feedback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A 👍/👎 press: store it and replace the buttons with a thank-you."""
+    """A 👍/👎 press: store it; after 👎 ask why with buttons; then a thank-you."""
     query = update.callback_query
     _, feedback, _ = _services(context)
     language = _lang(update)
     parts = (query.data or "").split(":")
     # Always answer the callback query, or the user's client shows a spinner for a while.
-    if len(parts) != 3 or parts[0] != _FEEDBACK_PREFIX:
+    if len(parts) != 3 or parts[0] not in (_FEEDBACK_PREFIX, _REASON_PREFIX):
         await query.answer()
         return
-    await asyncio.to_thread(feedback.vote, parts[1], parts[2] == "1")
-    await query.answer(t(language, "thanks_toast"))
-    thanks = InlineKeyboardMarkup(
+    if parts[0] == _REASON_PREFIX:
+        await asyncio.to_thread(feedback.set_reason, parts[1], parts[2])
+        await query.answer(t(language, "thanks_toast"))
+        markup = _thanks(language)
+    else:
+        positive = parts[2] == "1"
+        await asyncio.to_thread(feedback.vote, parts[1], positive)
+        await query.answer(t(language, "thanks_toast" if positive else "why_toast"))
+        markup = _thanks(language) if positive else _reasons(language, parts[1])
+    with contextlib.suppress(BadRequest):  # already replaced by an earlier press
+        await query.edit_message_reply_markup(reply_markup=markup)
+
+
+def _thanks(language: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
         [[InlineKeyboardButton(t(language, "thanks"), callback_data="fb:done")]]
     )
-    with contextlib.suppress(BadRequest):  # already replaced by an earlier press
-        await query.edit_message_reply_markup(reply_markup=thanks)
+
+
+def _reasons(language: str, answer_id: str) -> InlineKeyboardMarkup:
+    """Why was it 👎? Two rows of two buttons; callback_data 'fr:<16 hex>:<code>' = 21 bytes."""
+
+    def button(code: str) -> InlineKeyboardButton:
+        return InlineKeyboardButton(
+            t(language, f"reason_{code}"), callback_data=f"{_REASON_PREFIX}:{answer_id}:{code}"
+        )
+
+    return InlineKeyboardMarkup([[button("w"), button("m")], [button("u"), button("o")]])
 
 
 def _is_admin(update: Update, settings: Settings) -> bool:
@@ -311,6 +340,36 @@ async def _run_refresh(
     await send_html(message, text)
 
 
+async def report(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/rapport, /report (staff): the gap report's chart and summary, as a photo."""
+    answerer, feedback, settings = _services(context)
+    language = _lang(update)
+    if not _is_admin(update, settings):
+        await send_html(update.effective_message, t(language, "admin_only"))
+        return
+    from bot.report import build_report, chart_png, summary_text
+
+    built = await asyncio.to_thread(
+        build_report,
+        settings,
+        answerer.embedder,
+        30,
+        context.application.bot_data["metrics"],
+        feedback,
+    )
+    photo = await asyncio.to_thread(chart_png, built)
+    caption = html.escape(_clip(summary_text(built), _CAPTION_LIMIT))
+    await update.effective_message.reply_photo(photo, caption=caption, parse_mode=ParseMode.HTML)
+
+
+def _clip(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a line end when it must be cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    return (cut.rsplit("\n", 1)[0] if "\n" in cut else cut) + "…"
+
+
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the error (redacted by the log filter) and tell the user politely."""
     log.error("telegram: error while handling an update", exc_info=context.error)
@@ -359,10 +418,15 @@ def build_application(
         .post_init(_post_init)
     )
     application = builder.build()
+    answerer = answerer or Answerer(settings)
+    feedback = feedback or FeedbackStore(settings.data_dir / "feedback.sqlite3")
+    # Stored questions lose personal data and names the knowledge base does not know.
+    feedback.redactor = answerer.redact
     application.bot_data.update(
         settings=settings,
-        answerer=answerer or Answerer(settings),
-        feedback=feedback or FeedbackStore(settings.data_dir / "feedback.sqlite3"),
+        answerer=answerer,
+        feedback=feedback
+        or FeedbackStore(settings.data_dir / "feedback.sqlite3", redactor=answerer.redact),
         rate_limit=RateLimit(settings.rate_limit_per_minute),
         metrics=Metrics(settings.data_dir / "metrics.sqlite3"),
     )
@@ -374,7 +438,10 @@ def build_application(
     application.add_handler(CommandHandler(["ny", "new"], reset))
     application.add_handler(CommandHandler("status", status))
     application.add_handler(CommandHandler(["opdater", "refresh"], refresh))
-    application.add_handler(CallbackQueryHandler(on_feedback, pattern=rf"^{_FEEDBACK_PREFIX}:"))
+    application.add_handler(CommandHandler(["rapport", "report"], report))
+    application.add_handler(
+        CallbackQueryHandler(on_feedback, pattern=rf"^({_FEEDBACK_PREFIX}|{_REASON_PREFIX}):")
+    )
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))
     application.add_error_handler(on_error)
     return application

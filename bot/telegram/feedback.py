@@ -1,8 +1,8 @@
-"""Feedback votes (👍/👎) in SQLite under DATA_DIR.
+"""Feedback votes (👍/👎, and why for 👎) in SQLite under DATA_DIR.
 
 Nothing is written when an answer is sent. Only when someone votes is a row stored: the answer
-id, the redacted question, the cited files, the vote and the time. Rows older than the retention
-period are purged.
+id, the redacted question, the cited files, the vote, the reason (after 👎: wrong, missing,
+misunderstood, other) and the time. Rows older than the retention period are purged.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +32,8 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 CREATE INDEX IF NOT EXISTS feedback_created ON feedback (created_at);
 """
+# Why a 👎 was given; the codes travel in callback_data, so they stay one letter.
+REASONS = {"w": "wrong", "m": "missing", "u": "misunderstood", "o": "other"}
 
 
 @dataclass(frozen=True)
@@ -46,15 +49,25 @@ class PendingAnswer:
 class FeedbackStore:
     """Votes in SQLite; pending answers in a bounded in-memory map."""
 
-    def __init__(self, path: Path, pending_limit: int = 2000, pending_ttl: float = 86400) -> None:
+    def __init__(
+        self,
+        path: Path,
+        pending_limit: int = 2000,
+        pending_ttl: float = 86400,
+        redactor: Callable[[str], str] = redact,
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.redactor = redactor
         self._lock = threading.Lock()
         self._pending: OrderedDict[str, PendingAnswer] = OrderedDict()
         self._limit = pending_limit
         self._ttl = pending_ttl
         with self._connect() as db:
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(feedback)")}
+            if "reason" not in columns:
+                db.execute("ALTER TABLE feedback ADD COLUMN reason TEXT NOT NULL DEFAULT ''")
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=10)
@@ -63,7 +76,7 @@ class FeedbackStore:
         """Keep an answer's redacted question in memory so a later vote can be stored with it."""
         with self._lock:
             self._pending[answer_id] = PendingAnswer(
-                redact(question)[:1000], tuple(cited_files), status, time.monotonic()
+                self.redactor(question)[:1000], tuple(cited_files), status, time.monotonic()
             )
             while len(self._pending) > self._limit:
                 self._pending.popitem(last=False)
@@ -92,6 +105,32 @@ class FeedbackStore:
             )
         return True
 
+    def set_reason(self, answer_id: str, code: str) -> bool:
+        """Store why a 👎 was given; False for an unknown code or an answer without a 👎."""
+        reason = REASONS.get(code)
+        if reason is None:
+            return False
+        with self._connect() as db:
+            changed = db.execute(
+                "UPDATE feedback SET reason = ? WHERE answer_id = ? AND vote = -1",
+                (reason, answer_id),
+            ).rowcount
+        return bool(changed)
+
+    def votes(self, days: int) -> list[dict[str, str | int]]:
+        """Votes of the last `days` days, newest first (for the gap report)."""
+        since = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
+        with self._connect() as db:
+            db.row_factory = sqlite3.Row
+            return [
+                dict(r)
+                for r in db.execute(
+                    "SELECT created_at, vote, reason, status, cited_files, question FROM feedback"
+                    " WHERE created_at >= ? ORDER BY created_at DESC",
+                    (since,),
+                )
+            ]
+
     def counts(self) -> dict[str, int]:
         """Number of 👍 and 👎 votes."""
         with self._connect() as db:
@@ -104,7 +143,7 @@ class FeedbackStore:
             return [
                 dict(r)
                 for r in db.execute(
-                    "SELECT answer_id, created_at, vote, status, cited_files, question "
+                    "SELECT answer_id, created_at, vote, reason, status, cited_files, question "
                     "FROM feedback ORDER BY id"
                 )
             ]
@@ -116,7 +155,15 @@ class FeedbackStore:
             buffer = io.StringIO()
             writer = csv.DictWriter(
                 buffer,
-                fieldnames=["answer_id", "created_at", "vote", "status", "cited_files", "question"],
+                fieldnames=[
+                    "answer_id",
+                    "created_at",
+                    "vote",
+                    "reason",
+                    "status",
+                    "cited_files",
+                    "question",
+                ],
             )
             writer.writeheader()
             writer.writerows(rows)

@@ -11,8 +11,8 @@ TEXTS: dict[str, dict[str, str]] = {
             "Jeg svarer kun ud fra Rådets eget materiale og viser altid kilderne. Står svaret "
             "ikke i materialet, siger jeg det.\n\n"
             "<i>Privatliv:</i> skriv ikke CPR-nummer eller andre personoplysninger. Jeg gemmer "
-            "ikke dine beskeder; kun hvis du giver et svar 👍 eller 👎, gemmes spørgsmålet "
-            "(uden personoplysninger) i {days} dage. Se /om.\n\nPrøv fx: <i>Hvem er formand for Rådet?</i>"
+            "ikke dine beskeder; kun hvis du giver et svar 👍 eller 👎, eller hvis jeg ikke kan "
+            "svare, gemmes spørgsmålet (uden personoplysninger og navne) i {days} dage. Se /om.\n\nPrøv fx: <i>Hvem er formand for Rådet?</i>"
         ),
         "en": (
             "Hi! I am <b>Spørg Rådet</b> (Ask the Council). I answer questions about Aarhus "
@@ -21,8 +21,8 @@ TEXTS: dict[str, dict[str, str]] = {
             "I only answer from the Council's own material and always show my sources. If the "
             "answer is not in the material, I say so.\n\n"
             "<i>Privacy:</i> please don't write your CPR number or other personal data. I don't "
-            "store your messages; only if you rate an answer 👍 or 👎 is the question (without "
-            "personal data) kept for {days} days. See /about.\n\nTry: <i>Who chairs the council?</i>"
+            "store your messages; only if you rate an answer 👍 or 👎, or if I cannot answer, is "
+            "the question (without personal data and names) kept for {days} days. See /about.\n\nTry: <i>Who chairs the council?</i>"
         ),
     },
     "help": {
@@ -52,8 +52,12 @@ TEXTS: dict[str, dict[str, str]] = {
             "• Jeg kan ikke behandle personlige sager og kender ikke til andre kommuners råd.\n"
             "• Jeg gemmer ikke dine beskeder. Samtalen huskes kun kort i hukommelsen, så "
             "opfølgende spørgsmål virker (/ny glemmer den).\n"
-            "• Stemmer du 👍/👎, gemmes spørgsmålet uden personoplysninger, de citerede kilder og "
-            "din stemme i {days} dage, så svarene kan forbedres."
+            "• Stemmer du 👍/👎, gemmes spørgsmålet uden personoplysninger og navne, de citerede "
+            "kilder, din stemme og evt. grunden i {days} dage, så svarene kan forbedres.\n"
+            "• Kan jeg ikke svare, gemmes spørgsmålet på samme måde i {days} dage, så Rådets "
+            "medarbejdere kan se, hvad der mangler i materialet.\n"
+            '• Svar mærket "gennemgået" er skrevet og gennemgået af Rådets sekretariat, med '
+            "dato."
         ),
         "en": (
             "<b>About Spørg Rådet</b>\n"
@@ -63,8 +67,28 @@ TEXTS: dict[str, dict[str, str]] = {
             "• I can't handle personal cases and don't know other municipalities' councils.\n"
             "• I don't store your messages. The conversation is kept briefly in memory so "
             "follow-up questions work (/new forgets it).\n"
-            "• If you vote 👍/👎, the question without personal data, the cited sources and your "
-            "vote are kept for {days} days to improve the answers."
+            "• If you vote 👍/👎, the question without personal data and names, the cited "
+            "sources, your vote and any reason are kept for {days} days to improve the answers.\n"
+            "• If I cannot answer, the question is kept the same way for {days} days, so the "
+            "Council's staff can see what the material is missing.\n"
+            '• Answers marked "reviewed" were written and reviewed by the Council\'s '
+            "secretariat, with the date."
+        ),
+    },
+    "help_admin": {
+        "da": (
+            "<b>For Rådets medarbejdere</b>\n"
+            "/status – vidensbasen, svar og feedback\n"
+            "/opdater – læs knowledge/ igen\n"
+            "/rapport – hvad botten ikke kan svare på, 👎 med grunde og brug af de gennemgåede "
+            "svar (graf og resumé)"
+        ),
+        "en": (
+            "<b>For the Council's staff</b>\n"
+            "/status – the knowledge base, answers and feedback\n"
+            "/refresh – read knowledge/ again\n"
+            "/report – what the bot cannot answer, 👎 with reasons and use of the reviewed "
+            "answers (chart and summary)"
         ),
     },
     "sources": {
@@ -89,6 +113,11 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "thanks": {"da": "✓ Tak for din feedback", "en": "✓ Thanks for your feedback"},
     "thanks_toast": {"da": "Tak!", "en": "Thanks!"},
+    "why_toast": {"da": "Tak! Hvad var galt?", "en": "Thanks! What was wrong?"},
+    "reason_w": {"da": "Forkert svar", "en": "Wrong answer"},
+    "reason_m": {"da": "Der mangler noget", "en": "Something is missing"},
+    "reason_u": {"da": "Forstod ikke spørgsmålet", "en": "Didn't understand the question"},
+    "reason_o": {"da": "Andet", "en": "Other"},
     "admin_only": {
         "da": "Den kommando er kun for Rådets medarbejdere.",
         "en": "That command is for the Council's staff only.",
