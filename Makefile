@@ -39,8 +39,10 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 # Fit the unit ranker and the refusal gate on eval/bank (grouped CV); writes bot/answer/params.json.
+# Fit the curated-answer matcher on eval/curated (grouped CV); writes bot/answer/curated_params.json.
 train: index
 	$(BIN)/python -m bot.train
+	$(BIN)/python -m bot.train_curated
 
 # Public set, dev set, the bank out-of-fold and two baselines side by side; the gate's
 # risk-coverage curve in eval/risk_coverage.png.

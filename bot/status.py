@@ -25,8 +25,11 @@ def index_status(settings: Settings, store: KnowledgeStore | None = None) -> dic
         }
         for doc_id, count in sorted(per_doc.items())
     ]
+    curated = store.curated_answers()
+    entries = {m.get("entry") for m in curated.metadatas().values()} if curated.exists() else set()
     return {
         "documents": len(per_doc),
+        "curated_answers": len(entries),
         "chunks": len(chunks),
         "embedding_backend": meta.get("embedding_backend"),
         "embedding_model": meta.get("embedding_model"),

@@ -135,11 +135,10 @@ class Vocabulary:
         return _RAW_TOKEN.sub(fix, text)
 
     def knows(self, word: str) -> bool:
-        """Whether a word is a stop word or (after spelling correction) a knowledge-base word."""
+        """Whether a word is a stop word or a word of the knowledge base, exactly as written
+        (stems and spelling correction would take "Mette" for "met")."""
         lowered = word.lower()
-        if lowered in STOPWORDS or len(lowered) <= 2:
-            return True
-        return stem(lowered) in self._stems or self.correct(lowered) is not None
+        return lowered in STOPWORDS or len(lowered) <= 2 or lowered in self._words
 
     def unknown_names(self, text: str, language: str | None = None) -> list[str]:
         """Capitalised words the knowledge base has never seen, even after correction.

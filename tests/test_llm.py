@@ -24,6 +24,9 @@ def llm_answerer(server, answerer, kb_settings):
         llm_base_url=server.base_url,
         llm_model="fake-model",
         llm_timeout_seconds=1.5,
+        # A reviewed answer is served as written, never rewritten by an LLM: these tests are
+        # about the LLM composer over retrieved passages.
+        curated_answers=False,
     )
     return Answerer(settings, store=answerer.store, embedder=answerer.embedder)
 

@@ -66,3 +66,28 @@ def test_out_of_fold_figures_hold_their_floors(trained):
         assert chosen[name] >= floor, (name, chosen)
     for name, ceiling in CEILINGS.items():
         assert chosen[name] <= ceiling, (name, chosen)
+
+
+@pytest.fixture(scope="module")
+def curated_trained(kb_settings):
+    from bot.train_curated import train as train_curated
+
+    return train_curated(kb_settings)
+
+
+def test_curated_training_reproduces_the_shipped_matcher(curated_trained):
+    from bot.answer.curated import PARAMS_FILE as CURATED_FILE
+
+    params, _ = curated_trained
+    shipped = json.loads(CURATED_FILE.read_text(encoding="utf-8"))
+    fresh = json.loads(params.dumps())
+    assert _close(fresh, shipped) == [], "run `make train` and commit curated_params.json"
+
+
+def test_curated_matching_is_precise_on_pairs_it_was_not_fitted_on(curated_trained):
+    """Each pair file scored by a matcher fitted on the other; and out-of-fold on both."""
+    _, report = curated_trained
+    assert report["entries_served"] == 20
+    for held_out in report["held_out"].values():
+        assert held_out["precision"] >= 0.95 and held_out["recall"] >= 0.2, held_out
+    assert report["out_of_fold"]["precision"] >= 0.98, report["out_of_fold"]

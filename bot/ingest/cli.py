@@ -118,6 +118,7 @@ def format_status(status: dict) -> str:
         f"Embedding: {status['embedding_backend']} / {status['embedding_model']} "
         f"(dimension {status['embedding_dim']})",
         f"Last refresh: {status['last_refresh'] or 'never'}",
+        f"Curated answers stored: {status.get('curated_answers', 0)}",
     ]
     if status.get("build") == "incomplete":
         lines.append(
