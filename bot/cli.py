@@ -140,6 +140,9 @@ def cmd_status(settings: Settings, as_json: bool) -> int:
     status = index_status(settings)
     status["answers"] = Metrics(settings.data_dir / "metrics.sqlite3").summary()
     status["feedback"] = FeedbackStore(settings.data_dir / "feedback.sqlite3").counts()
+    from bot import audit
+
+    status["changes"] = audit.last(settings.data_dir, 5)
     if as_json:
         print(json.dumps(status, ensure_ascii=False, indent=2))
         return 0
@@ -151,6 +154,11 @@ def cmd_status(settings: Settings, as_json: bool) -> int:
         f"p95 {answers['latency_ms']['p95']} ms"
     )
     print(f"Feedback: 👍 {status['feedback']['up']}  👎 {status['feedback']['down']}")
+    for change in status["changes"]:
+        print(
+            f"Change {change['time']} by {change['admin']}: {change['action']} "
+            f"{change['document']}: {change['result']}"
+        )
     return 0
 
 

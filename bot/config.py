@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     # Knowledge and index
     knowledge_dir: Path = Path("knowledge")
     data_dir: Path = Path("data")
+    # Documents staff send the bot on Telegram; ingest reads them beside knowledge/, so
+    # knowledge/ itself may stay read-only. Default: DATA_DIR/uploads.
+    uploads_dir: Path | None = None
     chroma_host: str | None = None
     chroma_port: int = 8000
     collection: str = "raadet"
@@ -74,6 +77,10 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
     feedback_retention_days: int = 90
+
+    @property
+    def uploads_path(self) -> Path:
+        return self.uploads_dir or self.data_dir / "uploads"
 
     @field_validator("admin_user_ids", mode="before")
     @classmethod

@@ -127,6 +127,8 @@ _LOG = logging.getLogger("fake_telegram")
 MAX_MESSAGE_LENGTH = 4096
 MAX_CAPTION_LENGTH = 1024
 MAX_PHOTO_BYTES = 10 * 1024 * 1024  # "The photo must be at most 10 MB in size."
+MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # getFile: "bots can download files of up to 20 MB"
+MAX_UPLOAD_BYTES = 2000 * 1024 * 1024  # what a user's client can send (2 GB)
 MAX_CALLBACK_DATA_BYTES = 64
 MAX_CALLBACK_ANSWER_LENGTH = 200
 
@@ -1427,6 +1429,8 @@ class FakeTelegram:
         self._undelivered: list[tuple[dict[str, Any], str]] = []
         self._chats: dict[int, dict[str, Any]] = {}
         self._photos: dict[str, bytes] = {}
+        self._files: dict[str, tuple[bytes, int]] = {}  # file_id -> (bytes, declared size)
+        self._file_paths: dict[str, str] = {}  # file_path -> file_id
         self._users: dict[int, dict[str, Any]] = {}
         self._last_user_in_chat: dict[int, int] = {}
         self._messages: dict[int, dict[int, _StoredMessage]] = {}
@@ -1464,6 +1468,7 @@ class FakeTelegram:
             ("getMe", self._api_get_me),
             ("sendMessage", self._api_send_message),
             ("sendPhoto", self._api_send_photo),
+            ("getFile", self._api_get_file),
             ("sendChatAction", self._api_send_chat_action),
             ("editMessageText", self._api_edit_message_text),
             ("editMessageReplyMarkup", self._api_edit_message_reply_markup),
@@ -1638,7 +1643,25 @@ class FakeTelegram:
         return _ApiError(404, "Not Found")
 
     async def _handle_file(self, request: web.Request) -> web.Response:
-        error = self._check_token(request.match_info["token"]) or _ApiError(404, "Not Found")
+        """File downloads: /file/bot<token>/<file_path> as returned by getFile."""
+        error = self._check_token(request.match_info["token"])
+        if error is None:
+            with self._lock:
+                file_id = self._file_paths.get(request.match_info["path"])
+                data = self._files[file_id][0] if file_id else None
+            if data is not None:
+                with self._lock:
+                    self._requests.append(
+                        RecordedRequest(
+                            "download",
+                            {"file_path": request.match_info["path"]},
+                            time.time(),
+                            200,
+                            None,
+                        )
+                    )
+                return web.Response(body=data, content_type="application/octet-stream")
+            error = _ApiError(404, "Not Found")
         return self._json_response(error.body(), error.error_code)
 
     async def _read_params(self, request: web.Request) -> dict[str, Any]:
@@ -2175,6 +2198,25 @@ class FakeTelegram:
         self._cond.notify_all()
         return copy.deepcopy(message)
 
+    def _api_get_file(self, params: dict[str, Any]) -> dict[str, Any]:
+        """getFile: a File with a file_path to download; over 20 MB Telegram refuses."""
+        file_id = params.get("file_id")
+        if not file_id:
+            raise _bad_request("file_id not specified")
+        if file_id not in self._files:
+            raise _bad_request("invalid file_id")
+        size = self._files[file_id][1]
+        if size > MAX_DOWNLOAD_BYTES:
+            raise _bad_request("file is too big")
+        path = f"documents/file_{len(self._file_paths)}"
+        self._file_paths[path] = file_id
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_size": size,
+            "file_path": path,
+        }
+
     def photo_bytes(self, file_id: str) -> bytes:
         """The bytes of a photo the bot uploaded."""
         with self._lock:
@@ -2632,6 +2674,53 @@ class FakeTelegram:
                     raise ValueError(f"no message {reply_to_message_id} in chat {chat_id}")
                 message["reply_to_message"] = self._reply_copy(replied.message)
             self._store(chat_id, _StoredMessage(message=message, from_bot=False, raw_text=text))
+            self.enqueue_update({"message": message})
+            return copy.deepcopy(message)
+
+    def send_document(
+        self,
+        data: bytes,
+        file_name: str,
+        *,
+        user_id: int = 1001,
+        mime_type: str = "application/octet-stream",
+        caption: str | None = None,
+        declared_size: int | None = None,
+        language_code: str | None = "da",
+        chat_id: int | None = None,
+        chat_type: str = "private",
+    ) -> dict[str, Any]:
+        """Let a user send a file as a document (in a private chat unless chat_id is given).
+
+        ``declared_size`` stands in for a file too large to hold in a test: the message and
+        getFile report that size (getFile then refuses above 20 MB, as Telegram does).
+        """
+        size = len(data) if declared_size is None else declared_size
+        if size > MAX_UPLOAD_BYTES:
+            raise ValueError("Telegram clients cannot send files over 2 GB")
+        chat_id = user_id if chat_id is None else chat_id
+        with self._lock:
+            user = self._register_user(user_id, "testuser", "Test", None, language_code)
+            chat = self._register_chat(chat_id, chat_type, user, None)
+            self._last_user_in_chat[chat_id] = user_id
+            file_id = f"doc-{len(self._files) + 1}"
+            self._files[file_id] = (data, size)
+            message: dict[str, Any] = {
+                "message_id": self._new_message_id(chat_id),
+                "from": user,
+                "chat": chat,
+                "date": int(time.time()),
+                "document": {
+                    "file_id": file_id,
+                    "file_unique_id": f"u{file_id}",
+                    "file_name": file_name,
+                    "mime_type": mime_type,
+                    "file_size": size,
+                },
+            }
+            if caption:
+                message["caption"] = caption
+            self._store(chat_id, _StoredMessage(message=message, from_bot=False))
             self.enqueue_update({"message": message})
             return copy.deepcopy(message)
 

@@ -308,6 +308,8 @@ def test_ingest_review_command_records_and_refreshes(
 ) -> None:
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("KNOWLEDGE_DIR", str(curated_kb))
+    # The CLI configures the process's logging; other tests rely on pytest's.
+    monkeypatch.setattr("bot.ingest.cli.setup_logging", lambda settings, stream=None: None)
     path = curated_kb / "svar" / "vision.md"
     text = path.read_text(encoding="utf-8")
     path.write_text(text.split("source_hashes:")[0] + "---\n" + text.split("---\n", 2)[2])

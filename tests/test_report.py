@@ -67,6 +67,8 @@ def test_report_command_writes_one_self_contained_html_file(
     data = tmp_path / "data"
     seed(data)
     monkeypatch.setenv("DATA_DIR", str(data))
+    # The CLI configures the process's logging; other tests rely on pytest's.
+    monkeypatch.setattr("bot.cli.setup_logging", lambda settings: None)
     out = tmp_path / "rapport.html"
     assert cli_main(["report", "--days", "7", "--html", str(out)]) == 0
     printed = capsys.readouterr().out

@@ -167,9 +167,18 @@ class Answerer:
         seen: dict[str, dict[str, str]] = {}
         for chunk in self.retriever.chunks:
             meta = chunk.metadata
+            doc_id = meta["doc_id"]
+            origin = (
+                "upload"
+                if doc_id.startswith("upload:")
+                else "web"
+                if doc_id.startswith(("http://", "https://"))
+                else "shipped"
+            )
             seen.setdefault(
-                meta["doc_id"],
+                doc_id,
                 {
+                    "origin": origin,
                     "file": meta.get("file", ""),
                     "title": meta.get("title", ""),
                     "date": meta.get("source_date", ""),

@@ -234,8 +234,13 @@ def load_document(
     knowledge_dir: Path,
     manifest: dict[str, dict[str, str]],
     max_bytes: int | None = None,
+    id_prefix: str = "",
 ) -> SourceDocument:
-    """Load one file; raises LoaderError with a reason when it cannot be used."""
+    """Load one file; raises LoaderError with a reason when it cannot be used.
+
+    The document id is the path relative to `knowledge_dir` (the folder the file was found
+    in), after `id_prefix` ("upload:" for documents staff sent the bot).
+    """
     suffix = path.suffix.lower()
     warnings: list[str] = []
     size = path.stat().st_size
@@ -263,7 +268,7 @@ def load_document(
         raise LoaderError(f"{path.name}: the file cannot be read (permission denied)") from exc
     if not any(text.strip() for text, _ in parts):
         raise LoaderError(f"{path.name}: the document has no text")
-    doc_id = path.resolve().relative_to(knowledge_dir.resolve()).as_posix()
+    doc_id = id_prefix + path.resolve().relative_to(knowledge_dir.resolve()).as_posix()
     metadata = _metadata(path, own, manifest.get(path.name, {}), parts, warnings)
     return SourceDocument(doc_id=doc_id, metadata=metadata, parts=parts, warnings=warnings)
 

@@ -157,19 +157,25 @@ def _resolve_scope(settings: Settings, paths: list[Path] | None) -> list[Path]:
     return scope
 
 
-def _in_scope(doc_id: str, settings: Settings, scope: list[Path], fetch: bool) -> bool:
-    """Whether this run may delete a stored document: web pages only when fetching."""
+def _in_scope(
+    doc_id: str, settings: Settings, scope: list[Path], fetch: bool, full: bool = True
+) -> bool:
+    """Whether this run may delete a stored document: web pages only when fetching, uploads
+    only in a full run (which reads the uploads folder)."""
     if is_web_id(doc_id):
         return fetch
+    if is_upload_id(doc_id):
+        return full
     root = settings.knowledge_dir.resolve()
     target = (root / doc_id).resolve()
     return any(target == s.resolve() or target.is_relative_to(s.resolve()) for s in scope)
 
 
 def load_all(
-    settings: Settings, scope: list[Path], report: IngestReport
+    settings: Settings, scope: list[Path], report: IngestReport, full: bool = False
 ) -> dict[str, tuple[SourceDocument, str]]:
-    """Load every file in scope; failures and warnings go to the report."""
+    """Load every file in scope (a full run: and the uploads); failures and warnings go to the
+    report."""
     files, skipped = discover(scope, settings.knowledge_dir)
     # Curated answers are not documents to quote from: bot.ingest.curated loads them.
     files = [f for f in files if not is_curated_path(f.relative_to(settings.knowledge_dir))]
@@ -185,6 +191,39 @@ def load_all(
             reason = str(exc) if isinstance(exc, LoaderError) else f"{path.name}: {exc}"
             report.failures.append({"document": rel, "reason": reason})
             log.warning("ingest: %s", reason)
+            continue
+        report.warnings.extend(doc.warnings)
+        docs[doc.doc_id] = (doc, document_hash(doc, settings))
+    if full:
+        docs.update(load_uploads(settings, report))
+    return docs
+
+
+UPLOAD_PREFIX = "upload:"
+
+
+def is_upload_id(doc_id: str) -> bool:
+    """Whether a document id names a document staff sent the bot (DATA_DIR/uploads)."""
+    return doc_id.startswith(UPLOAD_PREFIX)
+
+
+def load_uploads(settings: Settings, report: IngestReport) -> dict[str, tuple[SourceDocument, str]]:
+    """The documents in the uploads folder, with the metadata the bot recorded for them."""
+    root = settings.uploads_path
+    if not root.is_dir():
+        return {}
+    files, skipped = discover([root], root)
+    report.warnings.extend(skipped)
+    manifest = read_manifest(root, report.warnings)
+    docs: dict[str, tuple[SourceDocument, str]] = {}
+    for path in files:
+        try:
+            doc = load_document(
+                path, root, manifest, settings.max_document_bytes, id_prefix=UPLOAD_PREFIX
+            )
+        except (LoaderError, OSError, ValueError) as exc:
+            reason = str(exc) if isinstance(exc, LoaderError) else f"{path.name}: {exc}"
+            report.failures.append({"document": UPLOAD_PREFIX + path.name, "reason": reason})
             continue
         report.warnings.extend(doc.warnings)
         docs[doc.doc_id] = (doc, document_hash(doc, settings))
@@ -240,6 +279,11 @@ def load_web(
     """Fetch every web source in the manifest; outcomes and failures go to the report."""
     sources, warnings = web_sources(settings.knowledge_dir)
     report.warnings.extend(warnings)
+    # Pages staff added from chat (/tilfoej) are listed in the uploads folder's manifest.
+    added, warnings = web_sources(settings.uploads_path)
+    report.warnings.extend(f"uploads/{w}" for w in warnings)
+    for url, row in added.items():
+        sources.setdefault(url, row)
     key = index_key(settings)
 
     def revalidate(url: str, entry: dict) -> bool:
@@ -344,14 +388,15 @@ def run_ingest(
             store.check_embedder(embedder.backend, embedder.model, None)
             _drop_interrupted_rebuild(store, report, dry_run)
 
-        docs = load_all(settings, scope, report)
+        docs = load_all(settings, scope, report, full=not paths)
         keep = {f["document"] for f in report.failures}
         stored = {} if rebuild else target.doc_versions()
         web = load_web(settings, stored, report, prune=prune) if fetch else None
         if web is not None:
             docs.update(web.docs)
             keep |= web.keep
-        plan = make_plan(docs, stored, keep, lambda d: _in_scope(d, settings, scope, fetch))
+        full = not paths
+        plan = make_plan(docs, stored, keep, lambda d: _in_scope(d, settings, scope, fetch, full))
         report.added = [d.doc_id for d, _ in plan.new]
         report.updated = [d.doc_id for d, _ in plan.changed]
         # A page that answered 304 is as unchanged as a file whose hash matched.

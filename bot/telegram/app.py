@@ -29,15 +29,17 @@ from telegram.ext import (
     filters,
 )
 
-from bot import serving
+from bot import audit, serving
 from bot.answer.core import Answerer
 from bot.answer.models import Answer
 from bot.config import Settings
 from bot.errors import BotError
 from bot.language import detect
 from bot.metrics import Metrics
+from bot.telegram import staff
+from bot.telegram.common import is_admin, send_html, services, user_language
 from bot.telegram.feedback import FeedbackStore
-from bot.telegram.render import render_answer, split_message, strip_html
+from bot.telegram.render import render_answer, split_message
 from bot.telegram.texts import COMMANDS, t
 
 log = logging.getLogger(__name__)
@@ -66,64 +68,41 @@ class RateLimit:
         return True
 
 
-def _lang(update: Update) -> str:
-    """The user's interface language: English if Telegram says so, else Danish."""
-    user = update.effective_user
-    code = (user.language_code or "") if user else ""
-    return "en" if code.startswith("en") else "da"
-
-
-def _services(context: ContextTypes.DEFAULT_TYPE) -> tuple[Answerer, FeedbackStore, Settings]:
-    data = context.application.bot_data
-    return data["answerer"], data["feedback"], data["settings"]
-
-
-async def send_html(message: Message, text: str, **kwargs) -> Message:
-    """Send HTML; if Telegram rejects the entities, send the same text as plain text."""
-    try:
-        return await message.reply_text(
-            text, parse_mode=ParseMode.HTML, disable_web_page_preview=True, **kwargs
-        )
-    except BadRequest as exc:
-        if "parse entities" not in str(exc).lower():
-            raise
-        log.warning("telegram: HTML rejected (%s); sending plain text", exc)
-        return await message.reply_text(strip_html(text), **kwargs)
-
-
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/start: welcome, what the bot can answer, privacy note."""
-    _, _, settings = _services(context)
+    _, _, settings = services(context)
     await send_html(
-        update.effective_message, t(_lang(update), "welcome", days=settings.feedback_retention_days)
+        update.effective_message,
+        t(user_language(update), "welcome", days=settings.feedback_retention_days),
     )
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/hjaelp, /help: how to use the bot."""
-    _, _, settings = _services(context)
-    language = _lang(update)
+    _, _, settings = services(context)
+    language = user_language(update)
     text = t(language, "help", username=context.bot.username)
-    if _is_admin(update, settings):
+    if is_admin(update, settings):
         text += "\n\n" + t(language, "help_admin")
     await send_html(update.effective_message, text)
 
 
 async def about(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/om, /about: what is stored and the limitations."""
-    _, _, settings = _services(context)
+    _, _, settings = services(context)
     await send_html(
-        update.effective_message, t(_lang(update), "about", days=settings.feedback_retention_days)
+        update.effective_message,
+        t(user_language(update), "about", days=settings.feedback_retention_days),
     )
 
 
 async def sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/kilder, /sources: the documents with dates and the last refresh."""
-    answerer, _, _ = _services(context)
+    answerer, _, _ = services(context)
     docs = await asyncio.to_thread(answerer.sources)
     lines = [
         t(
-            _lang(update),
+            user_language(update),
             "sources",
             refreshed=html.escape(str(answerer.retriever.refreshed_at or "?")),
         )
@@ -133,21 +112,24 @@ async def sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         link = (
             f'<a href="{html.escape(doc["url"], quote=True)}">{title}</a>' if doc["url"] else title
         )
-        lines.append(f"• {html.escape(doc['date'] or '?')} – {link}")
+        origin = (
+            "" if doc["origin"] == "shipped" else f" ({t(user_language(update), doc['origin'])})"
+        )
+        lines.append(f"• {html.escape(doc['date'] or '?')} – {link}{origin}")
     for part in split_message("\n".join(lines)):
         await send_html(update.effective_message, part)
 
 
 async def reset(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/ny, /new: forget this chat's conversation."""
-    answerer, _, _ = _services(context)
+    answerer, _, _ = services(context)
     answerer.forget(str(update.effective_chat.id))
-    await send_html(update.effective_message, t(_lang(update), "reset"))
+    await send_html(update.effective_message, t(user_language(update), "reset"))
 
 
 async def idea(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/ide, /idea: how to submit an idea, answered from the knowledge base."""
-    await answer_question(update, context, t(_lang(update), "idea_question"))
+    await answer_question(update, context, t(user_language(update), "idea_question"))
 
 
 def _addressed_text(update: Update, bot_username: str, bot_id: int) -> str | None:
@@ -182,13 +164,13 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
     """Rate-limit, answer off the event loop while showing "typing…", send with feedback buttons."""
-    answerer, feedback, _ = _services(context)
+    answerer, feedback, _ = services(context)
     limiter: RateLimit = context.application.bot_data["rate_limit"]
     user_id = update.effective_user.id if update.effective_user else 0
     if not limiter.allow(user_id):
         await send_html(
             update.effective_message,
-            t(detect(text) if text.strip() else _lang(update), "rate_limited"),
+            t(detect(text) if text.strip() else user_language(update), "rate_limited"),
         )
         return
     chat_id = str(update.effective_chat.id)
@@ -238,8 +220,8 @@ async def _keep_typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None
 async def on_feedback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A 👍/👎 press: store it; after 👎 ask why with buttons; then a thank-you."""
     query = update.callback_query
-    _, feedback, _ = _services(context)
-    language = _lang(update)
+    _, feedback, _ = services(context)
+    language = user_language(update)
     parts = (query.data or "").split(":")
     # Always answer the callback query, or the user's client shows a spinner for a while.
     if len(parts) != 3 or parts[0] not in (_FEEDBACK_PREFIX, _REASON_PREFIX):
@@ -275,16 +257,11 @@ def _reasons(language: str, answer_id: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[button("w"), button("m")], [button("u"), button("o")]])
 
 
-def _is_admin(update: Update, settings: Settings) -> bool:
-    user = update.effective_user
-    return bool(user and user.id in settings.admin_user_ids)
-
-
 async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/status (staff): documents, chunks, last refresh, feedback counts."""
-    answerer, feedback, settings = _services(context)
-    if not _is_admin(update, settings):
-        await send_html(update.effective_message, t(_lang(update), "admin_only"))
+    answerer, feedback, settings = services(context)
+    if not is_admin(update, settings):
+        await send_html(update.effective_message, t(user_language(update), "admin_only"))
         return
     from bot.status import index_status
 
@@ -296,14 +273,20 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         f"Senest opdateret: {html.escape(str(info['last_refresh']))}\n"
         f"Feedback: 👍 {votes['up']} · 👎 {votes['down']}"
     )
+    changes = audit.last(settings.data_dir, 5)
+    if changes:
+        text += "\n<b>Seneste ændringer fra chat</b>\n" + "\n".join(
+            html.escape(f"{c['time']} {c['admin']} {c['action']} {c['document']}: {c['result']}")
+            for c in changes
+        )
     await send_html(update.effective_message, text)
 
 
 async def refresh(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/opdater, /refresh (staff): re-ingest knowledge/ in the background, then report."""
-    answerer, _, settings = _services(context)
-    language = _lang(update)
-    if not _is_admin(update, settings):
+    answerer, _, settings = services(context)
+    language = user_language(update)
+    if not is_admin(update, settings):
         await send_html(update.effective_message, t(language, "admin_only"))
         return
     running = context.application.bot_data.get("refresh_task")
@@ -342,9 +325,9 @@ async def _run_refresh(
 
 async def report(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/rapport, /report (staff): the gap report's chart and summary, as a photo."""
-    answerer, feedback, settings = _services(context)
-    language = _lang(update)
-    if not _is_admin(update, settings):
+    answerer, feedback, settings = services(context)
+    language = user_language(update)
+    if not is_admin(update, settings):
         await send_html(update.effective_message, t(language, "admin_only"))
         return
     from bot.report import build_report, chart_png, summary_text
@@ -375,7 +358,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     log.error("telegram: error while handling an update", exc_info=context.error)
     if isinstance(update, Update) and update.effective_message:
         with contextlib.suppress(Exception):
-            await update.effective_message.reply_text(t(_lang(update), "error"))
+            await update.effective_message.reply_text(t(user_language(update), "error"))
 
 
 async def _post_init(application: Application) -> None:
@@ -439,6 +422,12 @@ def build_application(
     application.add_handler(CommandHandler("status", status))
     application.add_handler(CommandHandler(["opdater", "refresh"], refresh))
     application.add_handler(CommandHandler(["rapport", "report"], report))
+    application.add_handler(CommandHandler(["fjern", "remove"], staff.remove_command))
+    application.add_handler(CommandHandler(["tilfoej", "add"], staff.add_web_command))
+    application.add_handler(MessageHandler(filters.Document.ALL, staff.on_document))
+    application.add_handler(
+        CallbackQueryHandler(staff.on_staff_button, pattern=staff.CALLBACK_PATTERN)
+    )
     application.add_handler(
         CallbackQueryHandler(on_feedback, pattern=rf"^({_FEEDBACK_PREFIX}|{_REASON_PREFIX}):")
     )

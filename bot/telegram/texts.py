@@ -81,14 +81,22 @@ TEXTS: dict[str, dict[str, str]] = {
             "/status – vidensbasen, svar og feedback\n"
             "/opdater – læs knowledge/ igen\n"
             "/rapport – hvad botten ikke kan svare på, 👎 med grunde og brug af de gennemgåede "
-            "svar (graf og resumé)"
+            "svar (graf og resumé)\n"
+            "Send et dokument (PDF, HTML, .md, .txt, højst 20 MB; billedteksten bliver titlen), "
+            "så viser jeg, hvad det indeholder, og tilføjer det, når du trykker Tilføj.\n"
+            "/tilfoej &lt;adresse&gt; – tilføj en webside som kilde\n"
+            "/fjern – fjern et uploadet dokument eller en tilføjet webside"
         ),
         "en": (
             "<b>For the Council's staff</b>\n"
             "/status – the knowledge base, answers and feedback\n"
             "/refresh – read knowledge/ again\n"
             "/report – what the bot cannot answer, 👎 with reasons and use of the reviewed "
-            "answers (chart and summary)"
+            "answers (chart and summary)\n"
+            "Send a document (PDF, HTML, .md, .txt, at most 20 MB; the caption becomes its title) "
+            "and I show what it holds and add it when you press Add.\n"
+            "/add &lt;address&gt; – add a web page as a source\n"
+            "/remove – remove an uploaded document or an added web page"
         ),
     },
     "sources": {
@@ -129,6 +137,103 @@ TEXTS: dict[str, dict[str, str]] = {
     "refresh_busy": {
         "da": "En opdatering kører allerede.",
         "en": "A refresh is already running.",
+    },
+    "upload_not_allowed": {
+        "da": "Dokumenter kan kun tilføjes af Rådets medarbejdere, i en privat chat med mig.",
+        "en": "Only the Council's staff can add documents, in a private chat with me.",
+    },
+    "upload_unsupported": {
+        "da": "{name}: den filtype kan jeg ikke læse. Send PDF, HTML, Markdown (.md) eller "
+        "tekst (.txt).",
+        "en": "{name}: I can't read that file type. Send PDF, HTML, Markdown (.md) or text (.txt).",
+    },
+    "upload_too_big": {
+        "da": "{name} er over 20 MB, som er grænsen for filer, jeg kan hente fra Telegram. Del "
+        "den op, eller læg den i knowledge/ på serveren.",
+        "en": "{name} is over 20 MB, the limit for files I can fetch from Telegram. Split it, or "
+        "put it in knowledge/ on the server.",
+    },
+    "upload_download_failed": {
+        "da": "Jeg kunne ikke hente {name} fra Telegram. Prøv at sende den igen.",
+        "en": "I couldn't fetch {name} from Telegram. Please send it again.",
+    },
+    "upload_broken": {
+        "da": "{name} kan ikke bruges: {reason}. Intet er ændret.",
+        "en": "{name} can't be used: {reason}. Nothing was changed.",
+    },
+    "upload_found": {
+        "da": "<b>{name}</b>\nTitel: {title}\nDato: {date}\nIndhold: {parts}, sprog {language_name}, "
+        "{units} citerbare enheder.\nSkal jeg tilføje den til vidensbasen?",
+        "en": "<b>{name}</b>\nTitle: {title}\nDate: {date}\nContent: {parts}, language "
+        "{language_name}, {units} quotable units.\nShall I add it to the knowledge base?",
+    },
+    "upload_replaces": {
+        "da": "Et dokument med samme navn findes; det bliver erstattet.",
+        "en": "A document with this name exists; it will be replaced.",
+    },
+    "add": {"da": "Tilføj", "en": "Add"},
+    "upload": {"da": "uploadet", "en": "uploaded"},
+    "web": {"da": "webside", "en": "web page"},
+    "cancel": {"da": "Annullér", "en": "Cancel"},
+    "upload_expired": {
+        "da": "Den upload er ikke længere aktiv. Send filen igen.",
+        "en": "That upload is no longer pending. Please send the file again.",
+    },
+    "upload_cancelled": {
+        "da": "Annulleret: {name} er ikke tilføjet.",
+        "en": "Cancelled: {name} was not added.",
+    },
+    "upload_done": {
+        "da": "{name} er tilføjet, og jeg svarer ud fra den nu.\n{summary}",
+        "en": "{name} is added, and I answer from it now.\n{summary}",
+    },
+    "change_waits": {
+        "da": "En anden ændring kører; din venter på den.",
+        "en": "Another change is running; yours waits for it.",
+    },
+    "change_failed": {"da": "Ændringen fejlede: {error}", "en": "The change failed: {error}"},
+    "add_usage": {
+        "da": "Skriv adressen efter kommandoen, fx <code>/tilfoej https://aarhus.dk/side</code>.",
+        "en": "Put the address after the command, e.g. <code>/add https://aarhus.dk/page</code>.",
+    },
+    "add_exists": {"da": "{url} er allerede en kilde.", "en": "{url} is already a source."},
+    "add_started": {
+        "da": "Henter {url} … Jeg svarer videre imens.",
+        "en": "Fetching {url} … I keep answering meanwhile.",
+    },
+    "add_done": {
+        "da": "{name} er tilføjet som kilde, og jeg svarer ud fra den nu.\n{summary}",
+        "en": "{name} is added as a source, and I answer from it now.\n{summary}",
+    },
+    "add_failed": {
+        "da": "{url} kunne ikke hentes: {reason}. Den er ikke tilføjet.",
+        "en": "{url} could not be fetched: {reason}. It was not added.",
+    },
+    "remove_nothing": {
+        "da": "Der er ingen uploadede dokumenter eller tilføjede websider at fjerne. Filerne i knowledge/ kan kun "
+        "fjernes på serveren.",
+        "en": "There are no uploaded documents or added web pages to remove. The files in knowledge/ can only be "
+        "removed on the server.",
+    },
+    "remove_choose": {
+        "da": "Hvilket uploadet dokument skal fjernes? (Filerne i knowledge/ følger med botten "
+        "og kan kun fjernes på serveren.)",
+        "en": "Which uploaded document shall I remove? (The files in knowledge/ ship with the "
+        "bot and can only be removed on the server.)",
+    },
+    "remove_confirm": {
+        "da": "Fjern {name} fra vidensbasen?",
+        "en": "Remove {name} from the knowledge base?",
+    },
+    "remove_yes": {"da": "Ja, fjern", "en": "Yes, remove"},
+    "remove_cancelled": {"da": "{name} er ikke fjernet.", "en": "{name} was not removed."},
+    "remove_gone": {
+        "da": "Det dokument findes ikke længere.",
+        "en": "That document no longer exists.",
+    },
+    "remove_done": {
+        "da": "{name} er fjernet, og jeg svarer ikke længere ud fra den.\n{summary}",
+        "en": "{name} is removed, and I no longer answer from it.\n{summary}",
     },
     "refresh_done": {"da": "Opdatering færdig:\n{summary}", "en": "Refresh finished:\n{summary}"},
     "refresh_failed": {"da": "Opdateringen fejlede: {error}", "en": "The refresh failed: {error}"},
