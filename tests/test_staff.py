@@ -16,7 +16,8 @@ from bot.answer.core import Answerer
 from bot.ingest import pipeline
 from tests.conftest import KNOWLEDGE, make_settings
 from tests.fake_telegram import BotMessage, FakeTelegram
-from tests.helpers import make_pdf
+from tests.helpers import make_html, make_pdf
+from tests.test_fetch import page, site  # noqa: F401
 from tests.test_telegram import ADMIN, TIMEOUT, Bot, StartBot, start_bot  # noqa: F401
 
 SMALL_KB = ("vision.md", "projekt-ungifokus.md", "sources.csv")
@@ -117,7 +118,7 @@ async def test_uploads_from_others_and_bad_files_are_refused_and_change_nothing(
     empty = await send_file(bot, b"   \n", "tom.txt")
     assert "tom.txt kan ikke bruges" in empty.text
     assert [c.text for c in [refused, corrupt, big, docx, empty] if c.callback_data] == []
-    assert not list(bot.settings.uploads_path.glob("*.*"))
+    assert [p.name for p in bot.settings.uploads_path.iterdir() if not p.name.startswith(".")] == []
     assert not any(bot.settings.uploads_path.glob(".staging/*/*"))
     assert [c["document"] for c in audit_lines(bot)] == ["rapport.pdf", "tom.txt"]
     assert not bot.tg.errors
@@ -165,8 +166,8 @@ async def test_cancelling_an_upload_stores_nothing(staff_bot: Bot, tmp_path: Pat
     cancelled = await press(bot, found, next(d for d in found.callback_data if d.endswith(":n")))
     assert cancelled.text == "Annulleret: solsikke.pdf er ikke tilføjet."
     assert not (bot.settings.uploads_path / "solsikke.pdf").exists()
-    expired = await press(bot, found, next(d for d in found.callback_data if d.endswith(":y")))
-    assert "ikke længere aktiv" in expired.text
+    # The buttons are gone, so the upload cannot be confirmed after all.
+    assert bot.tg.bot_messages(ADMIN)[-2].buttons == []
     assert [c["result"] for c in audit_lines(bot)] == ["cancelled"]
 
 
@@ -186,3 +187,63 @@ def test_fake_telegram_refuses_downloads_over_20_mb() -> None:
         ).json()
         data = httpx.get(f"{tg.base_file_url}{tg.token}/{got['result']['file_path']}").content
         assert data == b"hello"
+
+
+async def test_a_web_page_added_from_chat_is_fetched_answered_and_removable(
+    start_bot: StartBot,  # noqa: F811
+    tmp_path: Path,
+    embedder,
+    site,  # noqa: F811
+) -> None:
+    knowledge = tmp_path / "small-knowledge"
+    knowledge.mkdir()
+    for name in SMALL_KB:
+        shutil.copy(KNOWLEDGE / name, knowledge / name)
+    data_dir = tmp_path / "small-data"
+    small = make_settings(
+        data_dir, knowledge_dir=knowledge, curated_answers=False, fetch_delay_seconds=0
+    )
+    assert pipeline.run_ingest(small, embedder=embedder).exit_code == 0
+    bot = await start_bot(
+        answerer=Answerer(small, embedder=embedder),
+        data_dir=data_dir,
+        knowledge_dir=knowledge,
+        curated_answers=False,
+        fetch_delay_seconds=0,
+    )
+    make_html(tmp_path / "p.html", "Projekt Solsikke", f"<p>{FACT}</p>", date="2026-03-01")
+    site.routes["/solsikke"] = page((tmp_path / "p.html").read_bytes())
+    url = site.url("/solsikke")
+    usage = await bot.command("/tilfoej", user_id=ADMIN)
+    assert "Skriv adressen efter kommandoen" in usage.text
+    before = len(bot.tg.bot_messages(ADMIN))
+    bot.send(f"/tilfoej {url}", user_id=ADMIN)
+    started, done = await bot.replies(ADMIN, 2, since=before)
+    assert started.text.startswith("Henter") and done.text.startswith(f"{url} er tilføjet")
+    text = "\n".join(p.text for p in await bot.answer(QUESTION, user_id=CITIZEN))
+    assert "77 deltagere" in text
+    listing = await bot.command("/kilder", user_id=CITIZEN)
+    assert "Projekt Solsikke" in listing.text and "(webside)" in listing.text
+    again = await bot.command(f"/tilfoej {url}", user_id=ADMIN)
+    assert "allerede en kilde" in again.text
+    # A page that cannot be fetched is named and not added.
+    before = len(bot.tg.bot_messages(ADMIN))
+    bot.send(f"/tilfoej {site.url('/findes-ikke')}", user_id=ADMIN)
+    _, failed = await bot.replies(ADMIN, 2, since=before)
+    assert "kunne ikke hentes" in failed.text and "ikke tilføjet" in failed.text
+    choose = await bot.command("/fjern", user_id=ADMIN)
+    assert choose.button_texts == [url]
+    confirm = await press(bot, choose, choose.callback_data[0])
+    removed = await press(
+        bot, confirm, next(d for d in confirm.callback_data if d.startswith("rmy:"))
+    )
+    assert removed.text.startswith(f"{url} er fjernet")
+    assert "77 deltagere" not in "\n".join(
+        p.text for p in await bot.answer(QUESTION, user_id=CITIZEN)
+    )
+    assert [(c["action"], c["result"][:6]) for c in audit_lines(bot)] == [
+        ("add-web", "ok"),
+        ("add-web", "failed"),
+        ("remove", "ok"),
+    ]
+    assert not bot.tg.errors
