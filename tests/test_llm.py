@@ -23,7 +23,7 @@ def llm_answerer(server, answerer, kb_settings):
         kb_settings.data_dir,
         llm_base_url=server.base_url,
         llm_model="fake-model",
-        llm_timeout_seconds=1.5,
+        llm_timeout_seconds=4.0,  # generous: the first call also builds the HTTP client
         # A reviewed answer is served as written, never rewritten by an LLM: these tests are
         # about the LLM composer over retrieved passages.
         curated_answers=False,
@@ -60,7 +60,7 @@ def test_a_streamed_reply_is_assembled(server, llm_answerer):
         ),
         (Reply("The chair of the Council is Gurli Martinussen [1]."), "fallback:wrong language"),
         (Reply(status=500), "fallback:error:InternalServerError"),
-        (Reply("Formanden er Gurli Martinussen [1].", delay=3.0), "fallback:timeout"),
+        (Reply("Formanden er Gurli Martinussen [1].", delay=6.0), "fallback:timeout"),
     ],
 )
 def test_untrustworthy_replies_fall_back_to_the_extractive_answer(
