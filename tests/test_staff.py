@@ -247,3 +247,39 @@ async def test_a_web_page_added_from_chat_is_fetched_answered_and_removable(
         ("remove", "ok"),
     ]
     assert not bot.tg.errors
+
+
+async def test_an_upload_with_a_chroma_server(
+    start_bot: StartBot,  # noqa: F811
+    tmp_path: Path,
+    embedder,
+) -> None:
+    from tests.chroma_server import ChromaServer
+
+    chroma = ChromaServer(tmp_path / "chroma-server").start()
+    try:
+        knowledge = tmp_path / "small-knowledge"
+        knowledge.mkdir()
+        for name in SMALL_KB:
+            shutil.copy(KNOWLEDGE / name, knowledge / name)
+        server = {"chroma_host": "127.0.0.1", "chroma_port": chroma.port, "curated_answers": False}
+        small = make_settings(tmp_path / "data", knowledge_dir=knowledge, **server)
+        assert pipeline.run_ingest(small, embedder=embedder).exit_code == 0
+        bot = await start_bot(
+            answerer=Answerer(small, embedder=embedder),
+            data_dir=tmp_path / "data",
+            knowledge_dir=knowledge,
+            **server,
+        )
+        found = await send_file(bot, pdf_bytes(tmp_path, FACT), "solsikke.pdf", caption="Solsikke")
+        done = await press(bot, found, next(d for d in found.callback_data if d.endswith(":y")))
+        assert done.text.startswith("solsikke.pdf er tilføjet")
+        text = "\n".join(p.text for p in await bot.answer(QUESTION, user_id=CITIZEN))
+        assert "77 deltagere" in text
+        # The chunks are in the server's collection, where another process would see them.
+        from bot.store import KnowledgeStore
+
+        assert "upload:solsikke.pdf" in KnowledgeStore.open(small).doc_versions()
+        assert not bot.tg.errors
+    finally:
+        chroma.stop()

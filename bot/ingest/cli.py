@@ -97,7 +97,7 @@ def format_report(report: IngestReport) -> str:
     ):
         if names and len(names) <= 20:
             lines.append(f"  {label}: " + ", ".join(names))
-    if report.curated:
+    if report.curated.get("entries"):
         lines.append(
             f"  curated answers: {report.curated['entries']} valid, "
             f"{report.curated['serving']} served"
