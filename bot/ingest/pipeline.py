@@ -45,7 +45,7 @@ from bot.ingest.crawl import (
     web_sources,
 )
 from bot.ingest.loaders import SourceDocument, discover, load_document, read_manifest
-from bot.store import KnowledgeStore
+from bot.store import KnowledgeStore, remove_orphan_segments
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,8 @@ class IngestReport:
     # Curated answers (knowledge/svar/) that must be reviewed before they are served again.
     needs_review: list[dict[str, str]] = field(default_factory=list)
     curated: dict[str, int] = field(default_factory=dict)
+    # Leftover vector-index folders of dropped collections that were deleted.
+    cleaned: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     dry_run: bool = False
@@ -424,6 +426,7 @@ def run_ingest(
             if web is not None:
                 # Only after the index holds what the state describes (see load_web).
                 _save_web_state(settings, web)
+            report.cleaned = remove_orphan_segments(settings)
     report.seconds = round(time.perf_counter() - started, 2)
     log.info(
         "ingest: %d added, %d updated, %d unchanged, %d deleted, %d failed in %.1f s",
