@@ -299,19 +299,21 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("httpx", "chromadb", "bot.retrieval", "bot.answer.core"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     params, report = train(Settings(), args.bank)
-    text = params.dumps()
-    if args.check:
-        shipped = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+    return write_or_check(args.out, params.dumps(), args.check, report)
+
+
+def write_or_check(path: Path, text: str, check: bool, report: dict) -> int:
+    """Write a parameter file (and print the report), or with `check` compare it to the file."""
+    if check:
+        shipped = path.read_text(encoding="utf-8") if path.exists() else ""
         if shipped != text:
-            print(
-                f"{args.out} differs from a fresh `make train`; run it and commit.", file=sys.stderr
-            )
+            print(f"{path} differs from a fresh `make train`; run it and commit.", file=sys.stderr)
             return 1
-        print(f"{args.out} is reproduced exactly.")
+        print(f"{path} is reproduced exactly.")
         return 0
-    args.out.write_text(text, encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     print(json.dumps(report, indent=1))
-    print(f"wrote {args.out}")
+    print(f"wrote {path}")
     return 0
 
 

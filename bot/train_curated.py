@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from bot.answer.curated import CURATED_FEATURES, PARAMS_FILE, CuratedParams
 from bot.answer.model import Logistic, prior
 from bot.config import Settings
 from bot.language import detect
-from bot.train import C, CachedEmbedder, bootstrap_params, group_folds
+from bot.train import C, CachedEmbedder, bootstrap_params, group_folds, write_or_check
 
 log = logging.getLogger(__name__)
 
@@ -239,20 +238,14 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("httpx", "chromadb", "bot.retrieval", "bot.answer.core", "bot.answer.curated"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     params, report = train(Settings(), args.pairs)
-    text = params.dumps()
-    if args.check:
-        shipped = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
-        if shipped != text:
-            print(f"{args.out} differs from a fresh training; run `make train`.", file=sys.stderr)
-            return 1
-        print(f"{args.out} is reproduced exactly.")
-        return 0
-    args.out.write_text(text, encoding="utf-8")
-    plot(report)
-    summary = {k: v for k, v in report.items() if k != "curve"}
-    print(json.dumps(summary, indent=1))
-    print(f"wrote {args.out} and {FIGURE}")
-    return 0
+    if not args.check:
+        plot(report)
+    return write_or_check(args.out, params.dumps(), args.check, report_summary(report))
+
+
+def report_summary(report: dict) -> dict:
+    """The report without its threshold curves (those are drawn in FIGURE)."""
+    return {k: v for k, v in report.items() if k != "curve"}
 
 
 if __name__ == "__main__":

@@ -7,18 +7,22 @@ loaders and PDFs made by the test.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from bot.answer.core import Answerer
 from bot.ingest import pipeline
-from tests.conftest import KNOWLEDGE, make_settings
+from tests.conftest import KNOWLEDGE, REPO, make_settings
 from tests.fake_telegram import BotMessage, FakeTelegram
 from tests.helpers import make_html, make_pdf
 from tests.test_fetch import page, site  # noqa: F401
-from tests.test_telegram import ADMIN, TIMEOUT, Bot, StartBot, start_bot  # noqa: F401
+from tests.test_read_only import UNSHARE, _read_only, _unprivileged_works
+from tests.test_telegram import ADMIN, TIMEOUT, TOKEN, Bot, StartBot, start_bot  # noqa: F401
 
 SMALL_KB = ("vision.md", "projekt-ungifokus.md", "sources.csv")
 FACT = "Projekt Solsikke i Skejby har 77 deltagere og begyndte i marts 2026."
@@ -117,10 +121,14 @@ async def test_uploads_from_others_and_bad_files_are_refused_and_change_nothing(
     assert "den filtype kan jeg ikke læse" in docx.text
     empty = await send_file(bot, b"   \n", "tom.txt")
     assert "tom.txt kan ikke bruges" in empty.text
-    assert [c.text for c in [refused, corrupt, big, docx, empty] if c.callback_data] == []
+    locked = make_pdf(tmp_path / "laast.pdf", [FACT], password="hemmelig").read_bytes()
+    encrypted = await send_file(bot, locked, "laast.pdf")
+    assert "laast.pdf kan ikke bruges" in encrypted.text
+    replies = [refused, corrupt, big, docx, empty, encrypted]
+    assert [c.text for c in replies if c.callback_data] == []
     assert [p.name for p in bot.settings.uploads_path.iterdir() if not p.name.startswith(".")] == []
     assert not any(bot.settings.uploads_path.glob(".staging/*/*"))
-    assert [c["document"] for c in audit_lines(bot)] == ["rapport.pdf", "tom.txt"]
+    assert [c["document"] for c in audit_lines(bot)] == ["rapport.pdf", "tom.txt", "laast.pdf"]
     assert not bot.tg.errors
 
 
@@ -283,3 +291,80 @@ async def test_an_upload_with_a_chroma_server(
         assert not bot.tg.errors
     finally:
         chroma.stop()
+
+
+async def test_uploads_survive_a_restart_of_the_bot(
+    start_bot: StartBot,  # noqa: F811
+    staff_bot: Bot,
+    tmp_path: Path,
+    embedder,
+) -> None:
+    bot = staff_bot
+    found = await send_file(bot, pdf_bytes(tmp_path, FACT), "solsikke.pdf", caption="Solsikke")
+    await press(bot, found, next(d for d in found.callback_data if d.endswith(":y")))
+    # A new process: a new answerer and application over the same DATA_DIR and knowledge/.
+    settings = bot.settings.model_copy(update={"telegram_bot_token": None})
+    restarted = await start_bot(
+        answerer=Answerer(settings, embedder=embedder),
+        data_dir=bot.settings.data_dir,
+        knowledge_dir=bot.settings.knowledge_dir,
+        curated_answers=False,
+    )
+    text = "\n".join(p.text for p in await restarted.answer(QUESTION, user_id=CITIZEN))
+    assert "77 deltagere" in text
+    choose = await restarted.command("/remove", user_id=ADMIN, language_code="en")
+    assert choose.button_texts == ["solsikke.pdf"]
+
+
+@pytest.mark.skipif(
+    not _unprivileged_works(), reason="needs `unshare -U` to drop root's write access"
+)
+def test_uploads_work_with_a_read_only_knowledge_folder(tmp_path: Path, embedder) -> None:
+    """The real bot process, as an unprivileged user, with knowledge/ read-only (compose.yaml)."""
+    knowledge = tmp_path / "knowledge"
+    knowledge.mkdir()
+    for name in SMALL_KB:
+        shutil.copy(KNOWLEDGE / name, knowledge / name)
+    data = tmp_path / "data"
+    assert pipeline.run_ingest(make_settings(data, knowledge), embedder=embedder).exit_code == 0
+    _read_only(knowledge)
+    for item in [data, *data.rglob("*")]:  # DATA_DIR stays writable for the bot's user
+        item.chmod(0o777 if item.is_dir() else 0o666)
+    pdf = pdf_bytes(tmp_path, FACT)
+    with FakeTelegram(token=TOKEN, bot_username="raadet_bot") as tg:
+        env = {
+            **os.environ,
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_BASE_URL": tg.base_url,
+            "ADMIN_USER_IDS": str(ADMIN),
+            "DATA_DIR": str(data),
+            "KNOWLEDGE_DIR": str(knowledge),
+            "CURATED_ANSWERS": "false",
+        }
+        bot = subprocess.Popen(
+            [UNSHARE, "-U", sys.executable, "-m", "bot", "telegram"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            tg.send_message("/start", user_id=ADMIN)
+            tg.wait_for_bot_messages(ADMIN, 1, timeout=90)
+            tg.send_document(pdf, "solsikke.pdf", user_id=ADMIN, caption="Solsikke")
+            found = tg.wait_for_bot_messages(ADMIN, 2, timeout=60)[-1]
+            tg.press_button(found, next(d for d in found.callback_data if d.endswith(":y")))
+            done = tg.wait_for_bot_messages(ADMIN, 3, timeout=90)[-1]
+            assert done.text.startswith("solsikke.pdf er tilføjet"), done.text
+            tg.send_message(QUESTION, user_id=CITIZEN)
+            answer = tg.wait_for_bot_messages(CITIZEN, 1, timeout=60)
+            assert "77 deltagere" in "\n".join(m.text or "" for m in answer)
+        finally:
+            bot.terminate()
+            try:
+                bot.wait(30)
+            except subprocess.TimeoutExpired:
+                bot.kill()
+    assert sorted(p.name for p in knowledge.iterdir()) == sorted(SMALL_KB)
+    assert (data / "uploads" / "solsikke.pdf").exists()

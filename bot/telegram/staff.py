@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -98,6 +99,7 @@ async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         key = "upload_too_big" if "too big" in str(exc).lower() else "upload_download_failed"
         await send_html(message, t(language, key, name=html.escape(name)))
         return
+    _forget_stale(settings.uploads_path / _STAGING, context.application.bot_data)
     token = secrets.token_hex(4)
     staged = settings.uploads_path / _STAGING / token / name
     staged.parent.mkdir(parents=True, exist_ok=True)
@@ -142,6 +144,20 @@ async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         ]
     )
     await send_html(message, text, reply_markup=buttons)
+
+
+_STAGED_FOR = 24 * 3600  # an upload nobody confirmed is dropped after a day
+
+
+def _forget_stale(staging: Path, bot_data: dict) -> None:
+    """Drop staged uploads nobody confirmed or cancelled within a day (also after a restart)."""
+    if not staging.is_dir():
+        return
+    pending: dict[str, PendingUpload] = bot_data.setdefault("uploads", {})
+    for folder in staging.iterdir():
+        if time.time() - folder.stat().st_mtime > _STAGED_FOR:
+            shutil.rmtree(folder, ignore_errors=True)
+            pending.pop(folder.name, None)
 
 
 def inspect(settings: Settings, path: Path, title: str) -> dict:
