@@ -39,6 +39,7 @@ import yaml
 from bot.errors import LoaderError
 
 FOLDER = "svar"
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader when libyaml is there
 LANGUAGES = ("da", "en")
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
 _SECTION = re.compile(r"^##\s+(Dansk|English)\s*$", re.MULTILINE | re.IGNORECASE)
@@ -106,7 +107,7 @@ def split_file(text: str, name: str) -> tuple[dict[str, Any], str]:
     if not match:
         raise LoaderError(f"{name}: no YAML front matter (--- ... ---) at the top")
     try:
-        data = yaml.safe_load(match.group(1))
+        data = yaml.load(match.group(1), Loader=_LOADER)
     except yaml.YAMLError as exc:
         raise LoaderError(f"{name}: the front matter is not valid YAML ({exc})") from None
     except ValueError as exc:  # YAML parses 2026-13-45 as a date, then datetime refuses it

@@ -141,10 +141,10 @@ class CuratedIndex:
         texts, vectors, metas = rows
         entries: dict[str, Entry | None] = {}
         for meta in metas:
-            entry_id = meta.get("entry", "")
-            if entry_id not in entries:
+            if "payload" in meta and meta.get("entry") not in entries:
                 entry = _entry(meta)
-                entries[entry_id] = entry if entry and entry.fresh(index_hashes, today) else None
+                if entry is not None:
+                    entries[entry.id] = entry if entry.fresh(index_hashes, today) else None
         fresh = [e for e in entries.values() if e is not None]
         position = {e.id: n for n, e in enumerate(fresh)}
         questions, answers, sentences = _Rows(), _Rows(), _Rows()

@@ -200,16 +200,16 @@ def sync(
         for i, (kind, lang, text) in enumerate(pieces):
             ids.append(f"{entry.id}#{i:03d}")
             texts.append(text)
-            metas.append(
-                {
-                    "entry": entry.id,
-                    "kind": kind,
-                    "language": lang,
-                    "file_hash": entry.file_hash,
-                    "payload": entry.payload(),
-                    "indexed": json.dumps(indexed, sort_keys=True),
-                }
-            )
+            meta = {
+                "entry": entry.id,
+                "kind": kind,
+                "language": lang,
+                "file_hash": entry.file_hash,
+                "indexed": json.dumps(indexed, sort_keys=True),
+            }
+            if i == 0:  # the answer itself travels once per entry, not with every row
+                meta["payload"] = entry.payload()
+            metas.append(meta)
         rows[entry.id] = (ids, texts, metas)
     if dry_run:
         return result
@@ -226,7 +226,8 @@ def sync(
         old = stored.get(entry_id, {})
         same_file = old and all(m["file_hash"] == metas[0]["file_hash"] for m in old.values())
         if same_file and set(old) == set(ids):
-            if any(old[i]["indexed"] != m["indexed"] for i, m in zip(ids, metas, strict=True)):
+            # Chroma merges metadata on update, so only the keys written here are compared.
+            if any({k: old[i].get(k) for k in m} != m for i, m in zip(ids, metas, strict=True)):
                 target.update_metadatas(ids, metas)
                 result.changed = True
             continue
