@@ -368,3 +368,35 @@ def test_uploads_work_with_a_read_only_knowledge_folder(tmp_path: Path, embedder
                 bot.kill()
     assert sorted(p.name for p in knowledge.iterdir()) == sorted(SMALL_KB)
     assert (data / "uploads" / "solsikke.pdf").exists()
+
+
+async def test_a_second_change_waits_for_the_first_and_says_so(
+    staff_bot: Bot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    bot = staff_bot
+    first = await send_file(bot, pdf_bytes(tmp_path, FACT), "solsikke.pdf", caption="Solsikke")
+    second = await send_file(
+        bot, pdf_bytes(tmp_path, NEW_FACT, "b.pdf"), "andet.pdf", caption="Andet"
+    )
+    release = threading.Event()
+    real_ingest = pipeline.run_ingest
+
+    def held_ingest(*args, **kwargs):
+        assert release.wait(TIMEOUT), "the first change was never released"
+        return real_ingest(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run_ingest", held_ingest)
+    before = len(bot.tg.bot_messages(ADMIN))
+    bot.tg.press_button(first, next(d for d in first.callback_data if d.endswith(":y")))
+    bot.tg.press_button(second, next(d for d in second.callback_data if d.endswith(":y")))
+    [waits] = await bot.replies(ADMIN, 1, since=before)
+    assert waits.text == "En anden ændring kører; din venter på den."
+    # Questions are answered while the change runs.
+    assert (await bot.answer("Hvad er UngiFokus?", user_id=CITIZEN))[-1].callback_data
+    release.set()
+    done = await bot.replies(ADMIN, 2, since=before + 1)
+    assert sorted(m.text.split(" ", 1)[0] for m in done) == ["andet.pdf", "solsikke.pdf"]
+    assert all("er tilføjet" in m.text for m in done)
+    assert [c["result"] for c in audit_lines(bot)] == ["ok", "ok"]
