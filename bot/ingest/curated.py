@@ -10,7 +10,6 @@ needing review (exit status 1).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -21,10 +20,17 @@ from pathlib import Path
 import numpy as np
 
 from bot.config import Settings
-from bot.curated import CuratedEntry, entry_files, parse_entry, problems, reviewed_text
+from bot.curated import (
+    CuratedEntry,
+    entry_files,
+    is_curated_path,
+    parse_entry,
+    problems,
+    reviewed_text,
+)
 from bot.embedding import Embedder
 from bot.errors import LoaderError
-from bot.ingest.loaders import SUPPORTED, SourceDocument, load_document, read_manifest
+from bot.ingest.loaders import SourceDocument, discover, load_document, read_manifest
 from bot.store import KnowledgeStore
 
 log = logging.getLogger(__name__)
@@ -32,30 +38,14 @@ log = logging.getLogger(__name__)
 
 def content_hash(doc: SourceDocument) -> str:
     """What a review vouches for: the document's text and stable metadata (not chunking)."""
-    digest = hashlib.sha256()
-    stable = {k: doc.metadata[k] for k in sorted(doc.metadata)}
-    digest.update(json.dumps(stable, ensure_ascii=False, sort_keys=True).encode())
-    for text, page in doc.parts:
-        digest.update(f"\x00{page}\x00".encode())
-        digest.update(text.encode())
-    return digest.hexdigest()[:16]
+    return doc.digest()
 
 
 def known_files(knowledge_dir: Path) -> set[str]:
     """Knowledge files a curated entry may name as a source (paths relative to the folder)."""
-    from bot.curated import is_curated_path
-
-    names = set()
-    for path in knowledge_dir.rglob("*"):
-        rel = path.relative_to(knowledge_dir)
-        if (
-            path.is_file()
-            and path.suffix.lower() in SUPPORTED
-            and not is_curated_path(rel)
-            and not any(part.startswith(".") for part in rel.parts)
-        ):
-            names.add(rel.as_posix())
-    return names
+    files, _ = discover([knowledge_dir], knowledge_dir)
+    rels = (path.relative_to(knowledge_dir) for path in files)
+    return {rel.as_posix() for rel in rels if not is_curated_path(rel)}
 
 
 def load_entries(knowledge_dir: Path) -> tuple[list[CuratedEntry], list[dict[str, str]]]:

@@ -8,6 +8,8 @@ metadata). A file that cannot be read raises `LoaderError` with a reason a perso
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -39,6 +41,17 @@ class SourceDocument:
     @property
     def text(self) -> str:
         return "\n\n".join(text for text, _ in self.parts)
+
+    def digest(self, extra: list | None = None) -> str:
+        """A hash of the text parts and stable metadata (with `extra` settings in the header)."""
+        stable = {k: self.metadata[k] for k in sorted(self.metadata)}
+        header = stable if extra is None else [stable, *extra]
+        digest = hashlib.sha256()
+        digest.update(json.dumps(header, ensure_ascii=False, sort_keys=True).encode())
+        for text, page in self.parts:
+            digest.update(f"\x00{page}\x00".encode())
+            digest.update(text.encode())
+        return digest.hexdigest()[:16]
 
 
 MANIFEST_COLUMNS = ("file", "title", "source_url", "source_date", "kind", "language")

@@ -13,8 +13,6 @@ it: its id goes into the plan's keep set, so it is neither re-embedded nor delet
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import json
 import logging
 import os
 import time
@@ -101,14 +99,7 @@ class Plan:
 
 def document_hash(doc: SourceDocument, settings: Settings) -> str:
     """Content hash over text, stable metadata and chunker settings (not fetch times)."""
-    digest = hashlib.sha256()
-    stable = {k: doc.metadata[k] for k in sorted(doc.metadata)}
-    header = [stable, CHUNKER_VERSION, settings.chunk_max_words, settings.chunk_overlap_words]
-    digest.update(json.dumps(header, ensure_ascii=False, sort_keys=True).encode())
-    for text, page in doc.parts:
-        digest.update(f"\x00{page}\x00".encode())
-        digest.update(text.encode())
-    return digest.hexdigest()[:16]
+    return doc.digest([CHUNKER_VERSION, settings.chunk_max_words, settings.chunk_overlap_words])
 
 
 @contextmanager
