@@ -15,12 +15,13 @@ import sys
 
 import bot.answer.compose as compose
 import bot.text as text
+import bot.train as train
 from bot.answer.core import Answerer
 from bot.answer.model import Params
 from bot.config import Settings
 from bot.train import (
-    CachedEmbedder,
     bootstrap_params,
+    cache_every_query,
     cross_validate,
     load_bank,
     prepare_all,
@@ -31,7 +32,8 @@ from bot.train import (
 def _library_stopwords() -> None:
     from bm25s.stopwords import STOPWORDS_DANISH, STOPWORDS_EN
 
-    text.STOPWORDS = frozenset(STOPWORDS_DANISH) | frozenset(STOPWORDS_EN)
+    library = frozenset(STOPWORDS_DANISH) | frozenset(STOPWORDS_EN)
+    text.stopwords = lambda: library
 
 
 VARIANTS = {
@@ -39,13 +41,16 @@ VARIANTS = {
     "no-spelling": lambda: setattr(text.Vocabulary, "correct", lambda self, *a, **k: None),
     "library-stopwords": _library_stopwords,
     "no-absence": lambda: setattr(compose, "is_absence", lambda _text, section="": False),
+    # Fitted parts, switched off the same way, to show what each one earns out of fold.
+    "no-intent": lambda: setattr(train, "fit_intent", lambda examples: None),
+    "whole-lists": lambda: setattr(train, "LIST_TRIMS", ((0.0, 0),)),
 }
 
 
 def run(variant: str) -> dict:
     VARIANTS[variant]()
     answerer = Answerer(Settings(), params=bootstrap_params())
-    answerer.embedder = answerer.retriever.embedder = CachedEmbedder(answerer.embedder)
+    cache_every_query(answerer)
     answerer.warm_up()
     fusion = Params.load().fusion
     examples = prepare_all(answerer, load_bank(), fusion)

@@ -29,7 +29,7 @@ from bot.answer.core import Answerer
 from bot.answer.models import Answer
 from bot.config import Settings
 from bot.evaluate import evaluate, judge, load_questions, summarise
-from bot.train import EVAL_DIR, CachedEmbedder, Example, cross_validate, load_bank, prepare_all
+from bot.train import EVAL_DIR, Example, cache_every_query, cross_validate, load_bank, prepare_all
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def table(columns: dict[str, dict]) -> str:
 
 def run(settings: Settings, png: Path | None, as_json: Path | None) -> int:
     answerer = Answerer.started(settings)
-    answerer.embedder = answerer.retriever.embedder = CachedEmbedder(answerer.embedder)
+    cache_every_query(answerer)
     columns: dict[str, dict] = {}
     curated = answerer.curated_params
     for name, path in (("public", EVAL_DIR / "questions.jsonl"), ("dev", EVAL_DIR / "dev.jsonl")):

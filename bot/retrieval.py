@@ -37,6 +37,7 @@ class Query:
     embed_text: str = ""
     unknown_names: list[str] = field(default_factory=list)
     inherited_weight: float = 0.4
+    vector: np.ndarray | None = None  # the embedded question, set by `HybridRetriever.pool`
 
     @classmethod
     def from_text(
@@ -104,6 +105,7 @@ class HybridRetriever:
         self._matrix = np.zeros((0, 0), dtype=np.float32)
         self._centrality = np.zeros(0, dtype=np.float32)
         self._neighbours = np.zeros((0, 2), dtype=np.int64)
+        self._parts: dict[str, tuple[list[str], np.ndarray]] = {}
 
     # -- index --------------------------------------------------------------------------------
 
@@ -123,6 +125,8 @@ class HybridRetriever:
             raise IndexEmpty("The knowledge index is empty. Run `python ingest.py` first.")
         # Two generations of one document can coexist after a crashed ingest: keep the newest.
         chunks = _one_generation_per_doc(chunks)
+        parts = [c for c in chunks if c.metadata.get("form") == "part"]
+        chunks = [c for c in chunks if c.metadata.get("form") != "part"]
         vocabulary = Vocabulary(
             (f"{c.metadata.get('title', '')} {c.text}", c.metadata.get("language", ""))
             for c in chunks
@@ -137,11 +141,13 @@ class HybridRetriever:
         position = {
             (c.metadata["doc_id"], int(c.metadata.get("chunk", 0))): i for i, c in enumerate(chunks)
         }
-        matrix = _unit_matrix(chunks, self.store.all_vectors([c.id for c in chunks]))
+        vectors = self.store.all_vectors([c.id for c in chunks + parts])
+        matrix = _unit_matrix(chunks, vectors)
         neighbours = _neighbour_rows(chunks, position)
+        by_parent = _parts_by_parent(chunks, parts, position, vectors)
         with self._lock:
             self.chunks, self._bm25, self.vocabulary, self.idf = chunks, bm25, vocabulary, idf
-            self._matrix, self._neighbours = matrix, neighbours
+            self._matrix, self._neighbours, self._parts = matrix, neighbours, by_parent
             # A unit close to the centre of the collection resembles every question a little
             # ("Our sources do not say …"); the ranker learns how much that is worth.
             centre = matrix.mean(axis=0) if len(matrix) else matrix.sum(axis=0)
@@ -157,6 +163,15 @@ class HybridRetriever:
         meta = chunk.metadata
         head = f"{meta.get('title', '')} {meta.get('section', '')}"
         return content_terms(f"{head}\n{chunk.text}")
+
+    def parts_of(self, chunk_id: str, vector: np.ndarray | None) -> list[tuple[str, float]]:
+        """The items of a whole list with their similarity to the question (else empty)."""
+        found = self._parts.get(chunk_id)
+        if found is None or vector is None:
+            return []
+        texts, matrix = found
+        sims = matrix @ (vector / (np.linalg.norm(vector) or 1.0))
+        return list(zip(texts, (float(x) for x in sims), strict=True))
 
     def unit_terms(self, chunk_id: str, text: str) -> frozenset[str]:
         """Index terms of one chunk's own text (cached per chunk)."""
@@ -220,6 +235,7 @@ class HybridRetriever:
             neighbours, centrality = self._neighbours, self._centrality
         n = len(chunks)
         vector = self.embedder.embed_query(query.embed_text or query.text)
+        query.vector = vector
         sims = matrix @ (vector / (np.linalg.norm(vector) or 1.0))
         lexical = _bm25_scores(bm25, query)
         lexical = np.zeros(n, dtype=np.float32) if lexical is None else np.maximum(lexical, 0)
@@ -307,6 +323,30 @@ def _unit_matrix(chunks: list[StoredChunk], vectors: dict[str, np.ndarray]) -> n
         if vector is not None and len(vector) == dimension:
             matrix[i] = vector / (np.linalg.norm(vector) or 1.0)
     return matrix
+
+
+def _parts_by_parent(
+    chunks: list[StoredChunk],
+    parts: list[StoredChunk],
+    position: dict[tuple[str, int], int],
+    vectors: dict[str, np.ndarray],
+) -> dict[str, tuple[list[str], np.ndarray]]:
+    """Each whole list's items (in order) and their unit-length vectors, by the list's id.
+
+    A list is left out when any of its parts lacks a vector: it is then quoted whole.
+    """
+    grouped: dict[str, list[StoredChunk]] = {}
+    for part in parts:
+        row = position.get((part.metadata["doc_id"], int(part.metadata.get("parent", -1))))
+        if row is not None:
+            grouped.setdefault(chunks[row].id, []).append(part)
+    out: dict[str, tuple[list[str], np.ndarray]] = {}
+    for parent, group in grouped.items():
+        group.sort(key=lambda c: int(c.metadata.get("chunk", 0)))
+        if all(c.id in vectors for c in group):
+            matrix = _unit_matrix(group, vectors)
+            out[parent] = ([c.text for c in group], matrix)
+    return out
 
 
 def _neighbour_rows(chunks: list[StoredChunk], position: dict[tuple[str, int], int]) -> np.ndarray:

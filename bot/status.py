@@ -12,7 +12,8 @@ def index_status(settings: Settings, store: KnowledgeStore | None = None) -> dic
     """A summary of the index suitable for printing or JSON."""
     store = store or KnowledgeStore.open(settings)
     meta = store.info()
-    chunks = store.all_chunks()
+    # Parts (the items of a whole list, for shorter quotes) are not units of their own.
+    chunks = [c for c in store.all_chunks() if c.metadata.get("form") != "part"]
     per_doc = Counter(c.metadata["doc_id"] for c in chunks)
     first = {c.metadata["doc_id"]: c.metadata for c in chunks}
     items = [

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import Stemmer
 
-from bot.lexicon import STOPWORDS
+from bot.lexicon import stopwords
 
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+", re.UNICODE)
 _stemmer = Stemmer.Stemmer("danish")
@@ -35,7 +35,7 @@ def stem(word: str) -> str:
 
 def content_terms(text: str) -> list[str]:
     """Stems of the words that carry meaning (stop words and 1-letter words dropped)."""
-    return [stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+    return [stem(w) for w in words(text) if w not in stopwords() and (len(w) > 1 or w.isdigit())]
 
 
 def edit_distance(a: str, b: str, limit: int) -> int:
@@ -126,7 +126,7 @@ class Vocabulary:
         def fix(match: re.Match[str]) -> str:
             word = match.group(0)
             lower = word.lower()
-            if lower in self._words or lower in STOPWORDS or not self._words:
+            if lower in self._words or lower in stopwords() or not self._words:
                 return word
             # Short words are corrected only here, for the embedder, where a wrong guess is cheap.
             known = self.correct(lower, min_length=4, language=language)
@@ -138,7 +138,7 @@ class Vocabulary:
         """Whether a word is a stop word or a word of the knowledge base, exactly as written
         (stems and spelling correction would take "Mette" for "met")."""
         lowered = word.lower()
-        return lowered in STOPWORDS or len(lowered) <= 2 or lowered in self._words
+        return lowered in stopwords() or len(lowered) <= 2 or lowered in self._words
 
     def unknown_names(self, text: str, language: str | None = None) -> list[str]:
         """Capitalised words the knowledge base has never seen, even after correction.
@@ -156,7 +156,7 @@ class Vocabulary:
         ]
 
     def _word_terms(self, word: str, language: str | None = None) -> list[tuple[str, float]]:
-        if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
+        if word in stopwords() or (len(word) < 2 and not word.isdigit()):
             return []
         stemmed = stem(word)
         if stemmed in self._stems or word[0].isdigit() or not self._stems:
@@ -182,7 +182,7 @@ def _name_groups(text: str) -> tuple[list[list[str]], list[str]]:
     run: list[str] = []
     for i, match in enumerate(_RAW_TOKEN.finditer(text)):
         token = match.group(0)
-        capitalised = token[0].isupper() and i > 0 and token.lower() not in STOPWORDS
+        capitalised = token[0].isupper() and i > 0 and token.lower() not in stopwords()
         if capitalised:
             run.append(token.lower())
             names.append(token.lower())

@@ -32,7 +32,7 @@ from bot.answer.curated import CURATED_FEATURES, PARAMS_FILE, CuratedParams
 from bot.answer.model import Logistic, prior
 from bot.config import Settings
 from bot.language import detect
-from bot.train import C, CachedEmbedder, bootstrap_params, group_folds, write_or_check
+from bot.train import C, bootstrap_params, cache_every_query, group_folds, write_or_check
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def curve(pairs: list[Pair], scored: Scored) -> list[dict[str, float]]:
 def train(settings: Settings, folder: Path = PAIRS_DIR) -> tuple[CuratedParams, dict]:
     placeholder = CuratedParams(prior(CURATED_FEATURES, {}), 1.0)
     answerer = Answerer(settings, params=bootstrap_params(), curated_params=placeholder)
-    answerer.embedder = answerer.retriever.embedder = CachedEmbedder(answerer.embedder)
+    cache_every_query(answerer)
     answerer.warm_up()
     pairs = load_pairs(folder)
     featurise(answerer, pairs)

@@ -55,7 +55,7 @@ def test_english_question_gets_an_english_lead_over_quoted_sources(answerer):
     answer = answerer.ask("Who chairs the Council for Social Investments in Aarhus?")
     assert answer.language == "en" and not answer.refused
     assert "Gurli Martinussen" in answer.text
-    assert answer.text.startswith("Here is what the Council's material says")
+    assert answer.text.startswith("From the Council's material")
     assert_valid_citations(answer)
 
 
@@ -286,3 +286,25 @@ def test_english_words_are_not_corrected_into_danish_ones(answerer):
     assert "started" in query.embed_text
     # Danish spelling is still corrected against the (much larger) Danish vocabulary.
     assert vocabulary.correct("bikubenfondn", language="da") == "bikubenfonden"
+
+
+def test_list_items_are_parts_never_units_but_score_against_the_question(answerer):
+    retriever = answerer.retriever
+    retriever.ensure_fresh()
+    assert all(c.metadata.get("form") != "part" for c in retriever.chunks)
+    from bot.text import LIST_ITEM
+
+    lists = [
+        c
+        for c in retriever.chunks
+        if c.metadata.get("form") == "list"
+        and sum(bool(LIST_ITEM.match(line)) for line in c.text.split("\n")) > 1
+    ]
+    vector = answerer.embedder.embed_query("Hvem er formand for Rådet?")
+    with_parts = [c for c in lists if retriever.parts_of(c.id, vector)]
+    assert len(with_parts) == len(lists), "every whole list has its items as parts"
+    members = next(c for c in with_parts if "Jeppe Kiel Christensen" in c.text)
+    items = retriever.parts_of(members.id, vector)
+    assert all(text in members.text for text, _ in items)
+    best = max(items, key=lambda item: item[1])[0]
+    assert "formand" in best, items

@@ -78,3 +78,23 @@ def test_labels_come_from_bold_or_a_dash_and_never_cut_a_sentence():
     assert label("- UngiFokus – tidlig indsats for unge") == "UngiFokus"
     assert label("Han måtte forlade Rådet, da han fik en plads i en fond") is None
     assert label("- Partnere: DSI og Bikubenfonden") == "Partnere"
+
+
+def test_the_items_of_a_whole_list_are_stored_as_parts_after_every_unit():
+    chunks = chunks_of(
+        "## Medlemmer\nRådet har tre medlemmer:\n- Alfa Andersen (formand)\n- Beta Berg\n"
+        "- Gamma Gram\n\nRådet mødes fire gange om året."
+    )
+    units = [c for c in chunks if c.form != "part"]
+    parts = [c for c in chunks if c.form == "part"]
+    assert chunks[: len(units)] == units, "parts come last, so neighbours stay units"
+    whole = next(i for i, c in enumerate(units) if c.form == "list")
+    assert [p.text for p in parts] == ["- Alfa Andersen (formand)", "- Beta Berg", "- Gamma Gram"]
+    assert {p.parent for p in parts} == {whole}
+    assert parts[0].window == "Rådet har tre medlemmer:"
+    assert "Rådet har tre medlemmer:" in parts[0].embed_text("Test")
+
+
+def test_a_sentence_or_a_single_item_has_no_parts():
+    chunks = chunks_of("Rådet mødes fire gange om året.\n\n- Kun ét punkt her")
+    assert not [c for c in chunks if c.form == "part"]

@@ -72,12 +72,88 @@ def test_refresh_twice_gives_identical_counts_and_embeds_nothing(tmp_path, small
     count = KnowledgeStore.open(settings).count()
 
     second = run_ingest(settings, embedder=ExplodingEmbedder())
+    # Without the last run's fingerprint, the full comparison with the index runs.
+    (settings.data_dir / "refresh-fingerprint.json").unlink()
     third = run_ingest(settings, embedder=ExplodingEmbedder())
     for report in (second, third):
         assert (report.added, report.updated, report.deleted) == ([], [], [])
         assert len(report.unchanged) == 3
         assert report.chunks_written == report.chunks_deleted == 0
     assert KnowledgeStore.open(settings).count() == count
+
+
+class NoStore:
+    """Fails the test if the index is opened."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the store was used ({name}) on a no-change refresh")
+
+
+def test_a_no_change_refresh_does_not_open_the_index(tmp_path, small_kb, embedder, monkeypatch):
+    settings = make_settings(tmp_path / "data", small_kb)
+    run_ingest(settings, embedder=embedder)
+    monkeypatch.setattr(KnowledgeStore, "open", classmethod(lambda cls, *a, **k: NoStore()))
+    report = run_ingest(settings, embedder=ExplodingEmbedder())
+    assert sorted(report.unchanged) == [
+        "projekt-ungifokus.md",
+        "raadet-forside-2024.txt",
+        "vision.md",
+    ]
+    dry = run_ingest(settings, dry_run=True, embedder=ExplodingEmbedder())
+    assert len(dry.unchanged) == 3
+
+
+@pytest.mark.parametrize("change", ["touch", "new file", "store written", "other day", "scoped"])
+def test_anything_that_may_have_changed_takes_the_full_comparison(
+    tmp_path, small_kb, embedder, monkeypatch, change
+):
+    import datetime as dt
+
+    from bot.ingest import fingerprint
+
+    settings = make_settings(tmp_path / "data", small_kb)
+    run_ingest(settings, embedder=embedder)
+    assert fingerprint.matches(settings) is not None
+    vision = small_kb / "vision.md"
+    if change == "touch":  # same text, new modification time: compared, nothing embedded
+        os.utime(vision, ns=(vision.stat().st_atime_ns, vision.stat().st_mtime_ns + 10**9))
+    elif change == "new file":
+        (small_kb / "ny.md").write_text("# Ny\nRådet mødes fire gange om året.\n", "utf-8")
+    elif change == "store written":  # e.g. a scoped run or the bot's /opdater wrote the index
+        database = settings.chroma_dir / "chroma.sqlite3"
+        os.utime(database, ns=(database.stat().st_atime_ns, database.stat().st_mtime_ns + 1))
+    elif change == "other day":  # curated answers expire by date
+
+        class Tomorrow(dt.date):
+            @classmethod
+            def today(cls):
+                return dt.date(2099, 1, 1)
+
+        monkeypatch.setattr(fingerprint, "date", Tomorrow)
+    assert fingerprint.matches(settings) is None or change == "scoped"
+    opened = []
+    real_open = KnowledgeStore.open.__func__
+    monkeypatch.setattr(
+        KnowledgeStore,
+        "open",
+        classmethod(lambda cls, *a, **k: opened.append(1) or real_open(cls, *a, **k)),
+    )
+    paths = [vision] if change == "scoped" else None
+    report = run_ingest(settings, paths, embedder=embedder)
+    assert opened, "the index was compared"
+    if change == "new file":
+        assert report.added == ["ny.md"]
+    else:
+        assert report.added == report.updated == [] and report.chunks_written == 0
+
+
+def test_a_run_with_a_failure_leaves_no_fingerprint(tmp_path, small_kb, embedder):
+    settings = make_settings(tmp_path / "data", small_kb)
+    (small_kb / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    report = run_ingest(settings, embedder=embedder)
+    assert report.failures
+    again = run_ingest(settings, embedder=embedder)
+    assert [f["document"] for f in again.failures] == ["broken.pdf"], "failures are named again"
 
 
 def test_editing_one_file_reembeds_only_that_file(tmp_path, small_kb, embedder):

@@ -3,14 +3,19 @@
 Units are sentences; a list (with the line that introduces it) or a table row stays whole.
 The fitted ranker (`bot.answer.model`) scores every candidate unit; the best one is quoted,
 with runners-up that score close to it (at most `max_units`, both fitted by `make train`).
-Sources are ordered newest first and numbered in that order.
+A whole list is quoted with only its items that answer the question (`trim_list`): a fitted
+item model scores them, and those close to the best (a fitted share, at most a fitted number)
+are quoted under the list's lead-in, followed by "…". Sources are ordered newest first and
+numbered in that order.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from bot.answer.models import Citation
 from bot.retrieval import Passage
@@ -54,6 +59,8 @@ class Unit:
     heading_terms: frozenset[str] = frozenset()
     score: float = 0.0  # the ranker's probability that this unit answers the question
     coverage: float = 0.0
+    parts: list[tuple[str, float]] = field(default_factory=list)  # a list's items, similarity
+    part_rows: np.ndarray | None = None  # their ITEM_FEATURES (set by the answerer)
 
     @property
     def doc_id(self) -> str:
@@ -75,10 +82,13 @@ class Composition:
 
 
 def make_units(
-    passages: list[Passage], terms_of: Callable[[str, str], frozenset[str]] | None = None
+    passages: list[Passage],
+    terms_of: Callable[[str, str], frozenset[str]] | None = None,
+    parts_of: Callable[[str], list[tuple[str, float]]] | None = None,
 ) -> list[Unit]:
     """One quotable unit per retrieved passage (passages are sentence-level chunks)."""
     terms_of = terms_of or (lambda _id, text: frozenset(content_terms(text)))
+    parts_of = parts_of or (lambda _id: [])
     units = []
     for passage in passages:
         meta = passage.metadata
@@ -93,9 +103,30 @@ def make_units(
                 terms_of(passage.id, passage.text),
                 frozenset(content_terms(around)),
                 frozenset(content_terms(heading)),
+                parts=parts_of(passage.id),
             )
         )
     return units
+
+
+def trim_list(unit: Unit, scores: Sequence[float], share: float, max_items: int) -> str:
+    """The unit's text, or for a whole list its lead-in and the items that answer best.
+
+    `scores` rank the list's items (`unit.parts`); items scoring at least `share` of the best
+    are kept, at most `max_items`, in the list's order. `max_items` 0 quotes lists whole.
+    """
+    if not unit.parts or max_items <= 0 or len(scores) != len(unit.parts):
+        return unit.text
+    best = max(scores)
+    close = sorted(
+        (i for i, score in enumerate(scores) if score >= share * best),
+        key=lambda i: -scores[i],
+    )[:max_items]
+    if len(close) == len(unit.parts):
+        return unit.text
+    first = unit.text.split("\n", 1)[0]
+    lead = [] if LIST_ITEM.match(first) else [first]
+    return "\n".join([*lead, *(unit.parts[i][0] for i in sorted(close)), "…"])
 
 
 def _redundant(unit: Unit, chosen: list[Unit]) -> bool:
@@ -126,8 +157,12 @@ def select_units(units: list[Unit], add_share: float, max_units: int) -> list[Un
     return chosen
 
 
-def compose(units: list[Unit]) -> Composition:
-    """Group chosen units by document, newest document first, and number the sources."""
+def compose(units: list[Unit], quote: Callable[[Unit], str] | None = None) -> Composition:
+    """Group chosen units by document, newest document first, and number the sources.
+
+    `quote` gives the text quoted for a unit (e.g. a trimmed list); by default its whole text.
+    """
+    quote = quote or (lambda unit: unit.text)
     by_doc: dict[str, list[Unit]] = {}
     for unit in units:
         by_doc.setdefault(unit.doc_id, []).append(unit)
@@ -144,7 +179,7 @@ def compose(units: list[Unit]) -> Composition:
     for n, group in enumerate(ordered, 1):
         group.sort(key=lambda u: (u.passage.metadata.get("chunk", 0), u.order))
         meta = group[0].passage.metadata
-        texts = [u.text for u in group]
+        texts = [quote(u) for u in group]
         for text in texts:
             lines.append(_quote_line(text, n))
         citations.append(

@@ -18,16 +18,23 @@ import numpy as np
 
 from bot import serving
 from bot.answer import guard
-from bot.answer.compose import Composition, Unit, compose, make_units, select_units
+from bot.answer.compose import (
+    Composition,
+    Unit,
+    compose,
+    make_units,
+    select_units,
+    trim_list,
+)
 from bot.answer.curated import CuratedIndex, CuratedParams, Match
-from bot.answer.features import answer_row, unit_rows
+from bot.answer.features import answer_row, item_rows, unit_rows
 from bot.answer.followup import ConversationMemory
 from bot.answer.llm import LLMComposer, Source
 from bot.answer.messages import text_for
-from bot.answer.model import Params
+from bot.answer.model import Params, intent_of
 from bot.answer.models import Answer, Citation
 from bot.config import Settings
-from bot.embedding import Embedder, make_embedder
+from bot.embedding import CachedQueries, Embedder, make_embedder
 from bot.errors import IndexEmpty, LLMError, StoreUnavailable
 from bot.language import detect
 from bot.retrieval import HybridRetriever, Passage, Query
@@ -81,7 +88,8 @@ class Answerer:
         self.settings = settings
         self.params = params or Params.load(settings.answer_params)
         self.store = store or KnowledgeStore.open(settings, read_only_ok=True)
-        self.embedder = embedder or make_embedder(settings)
+        # The curated step and retrieval embed the same question: the second time is free.
+        self.embedder = CachedQueries(embedder or make_embedder(settings))
         self.retriever = HybridRetriever(self.store, self.embedder)
         self.memory = memory or ConversationMemory(
             settings.memory_turns, settings.memory_ttl_seconds
@@ -214,8 +222,16 @@ class Answerer:
         except IndexEmpty:
             message = text_for(ctx.language, "index_empty")
             return Prepared(ctx, stopped=self._stopped(ctx, "unavailable", message=message))
-        units = make_units(ctx.passages, self.retriever.unit_terms)
+        vector = ctx.query.vector if ctx.query else None
+        units = make_units(
+            ctx.passages,
+            self.retriever.unit_terms,
+            lambda chunk_id: self.retriever.parts_of(chunk_id, vector),
+        )
         rows = unit_rows(units, ctx.query, self.retriever.idf, _absent, ctx.language)
+        for unit in units:
+            if unit.parts:
+                unit.part_rows = item_rows(unit.parts, ctx.query, self.retriever.idf)
         return Prepared(ctx, units, rows)
 
     def _guard(self, ctx: Context) -> guard.GuardResult:
@@ -375,6 +391,7 @@ class Answerer:
             ctx.language,
             _absent,
             self.retriever.vocabulary,
+            intent_of(params.intent, ctx.query.vector),
         )
         confidence = float(params.gate.probability(row[None, :])[0])
         evidence = {
@@ -397,7 +414,7 @@ class Answerer:
             return self._refusal(base, None)
         if chosen[0].is_absence:
             return self._refusal(base, compose(chosen[:1]))
-        composition = compose(chosen)
+        composition = compose(chosen, lambda unit: _quoted(unit, params))
         base.text = self._render(ctx.language, composition)
         base.citations = composition.citations
         if ctx.use_llm:
@@ -526,6 +543,14 @@ def _citing(body: str, n: int) -> str:
     marker = f"[{n}]"
     quoted = [_MARKER.sub("", p).strip() for p in pieces if marker in p]
     return " ".join(q for q in quoted if q)
+
+
+def _quoted(unit: Unit, params: Params) -> str:
+    """A unit's quote: a whole list keeps only the items the item model ranks close to best."""
+    if params.items is None or unit.part_rows is None:
+        return unit.text
+    scores = params.items.probability(unit.part_rows)
+    return trim_list(unit, list(scores), *params.list_trim)
 
 
 def _absent(unit: Unit) -> bool:

@@ -24,6 +24,14 @@ Unit features (the ranker: is this unit the answer?):
     doc_dense        best similarity in the unit's document, minus the best overall
     dense_z          the unit's similarity standardised within the candidate pool
     english          the question is in English; en_* repeat some features for English only
+    unit_english     the unit is in English (the English pages summarise; details are Danish)
+
+Item features (which items of a whole list to quote: is this item the answer?):
+    dense, dense_gap      similarity of the item (with the list's lead-in) and its lag behind
+                          the list's best item
+    coverage, coverage_gap   IDF-weighted share of the question's terms in the item, and its
+                          lag behind the list's best item
+    position, length      log(1 + the item's place in the list), log(1 + words)
 
 Answer features (the gate: is the composed answer right?):
     top_prob, margin      the ranker's best unit probability (logit) and its lead on the next
@@ -39,6 +47,10 @@ Answer features (the gate: is the composed answer right?):
     uncovered             the highest IDF among question terms the quoted units and their
                           context lack, relative to the highest IDF of any question term
     numbers_missing       numbers in the question (years, amounts) that no quoted unit has
+    intent                logit of P(the material answers it) from the question's embedding
+                          alone (`Params.intent`, a logistic regression on the vector): how
+                          answerable questions are asked differs from personal cases, other
+                          municipalities, future events and tasks that are not questions
 """
 
 from __future__ import annotations
@@ -63,6 +75,7 @@ _BY_LANGUAGE = (
     "context",
     "heading",
     "centrality",
+    "unit_english",
 )
 
 UNIT_FEATURES = (
@@ -87,6 +100,7 @@ UNIT_FEATURES = (
     "doc_dense",
     "dense_z",
     "english",
+    "unit_english",
     *(f"en_{name}" for name in _BY_LANGUAGE),
 )
 
@@ -106,7 +120,10 @@ ANSWER_FEATURES = (
     "unseen",
     "uncovered",
     "numbers_missing",
+    "intent",
 )
+
+ITEM_FEATURES = ("dense", "dense_gap", "coverage", "coverage_gap", "position", "length")
 
 _NUMBERS = re.compile(r"\d+(?:[.,]\d+)*")
 
@@ -160,6 +177,7 @@ def unit_rows(
             signals.get("doc_dense", passage.dense) - signals.get("top_dense", passage.dense),
             (passage.dense - pool_mean) / pool_std,
             float(language == "en"),
+            float(meta.get("language") == "en"),
             *([0.0] * len(_BY_LANGUAGE)),
         )
     if language == "en":
@@ -167,6 +185,33 @@ def unit_rows(
         start = UNIT_FEATURES.index(f"en_{_BY_LANGUAGE[0]}")
         rows[:, start : start + len(base)] = rows[:, base]
     return rows
+
+
+def item_rows(
+    parts: Sequence[tuple[str, float]], query: Query, idf: Callable[[str], float]
+) -> np.ndarray:
+    """One row of ITEM_FEATURES per item of a whole list (text, similarity to the question)."""
+    from bot.text import content_terms
+
+    if not parts:
+        return np.zeros((0, len(ITEM_FEATURES)))
+    weights = {t: w * idf(t) for t, w in query.weights().items()}
+    total = sum(weights.values()) or 1.0
+    sims = np.array([sim for _, sim in parts])
+    coverage = np.array(
+        [sum(w for t, w in weights.items() if t in set(content_terms(text))) for text, _ in parts]
+    )
+    coverage = coverage / total
+    return np.column_stack(
+        [
+            sims,
+            sims.max() - sims,
+            coverage,
+            coverage.max() - coverage,
+            np.log1p(np.arange(len(parts))),
+            np.log1p([len(text.split()) for text, _ in parts]),
+        ]
+    ).astype(np.float64)
 
 
 def answer_row(
@@ -178,6 +223,7 @@ def answer_row(
     language: str,
     absent: Callable[[object], bool],
     known: Container[str] = frozenset(),
+    intent: float = 0.5,
 ) -> np.ndarray:
     """One row of ANSWER_FEATURES for a composed answer (chosen units, best first)."""
     ordered = np.sort(probabilities)[::-1] if len(probabilities) else np.zeros(1)
@@ -215,6 +261,7 @@ def answer_row(
             unseen,
             uncovered,
             float(numbers_missing),
+            _logit(intent),
         ),
         dtype=np.float64,
     )

@@ -8,17 +8,16 @@ Lang = Literal["da", "en"]
 
 TEXTS: dict[str, dict[str, str]] = {
     "lead": {
-        "da": "Det står der i Rådets materiale:",
-        "en": "Here is what the Council's material says:",
+        "da": "Fra Rådets materiale:",
+        "en": "From the Council's material:",
     },
     "lead_danish_sources": {
-        "da": "Det står der i Rådets materiale:",
-        "en": "Here is what the Council's material says (the sources are in Danish, quoted as "
-        "written):",
+        "da": "Fra Rådets materiale:",
+        "en": "From the Council's material (quoted in Danish):",
     },
     "dates_differ": {
-        "da": "Kilderne er fra forskellige tidspunkter; den nyeste står først.",
-        "en": "The sources are from different dates; the newest comes first.",
+        "da": "Kilderne har forskellige datoer, nyeste først.",
+        "en": "The sources have different dates, newest first.",
     },
     "curated_for": {
         "da": "Svar på: {question}",

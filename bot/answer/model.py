@@ -6,7 +6,8 @@ module. Both are logistic regressions over standardised features (`bot.answer.fe
     p = 1 / (1 + exp(-(((x - mean) / scale) · coef + intercept)))
 
 The file also holds what the training chose by grouped cross-validation: the fusion method and
-weight, the pool size, how close a runner-up must score to be quoted, and the gate's threshold
+weight, the pool size, how close a runner-up must score to be quoted, which items of a list are
+quoted (`compose.trim_list`), and the gate's threshold
 (set on a calibration split of documents that the fitting never saw).
 """
 
@@ -72,9 +73,12 @@ class Params:
 
     ranker: Logistic
     gate: Logistic
+    intent: Logistic | None = None  # P(answerable) from the question's embedding (e0 … e383)
+    items: Logistic | None = None  # which items of a whole list answer (ITEM_FEATURES)
     threshold: float = 0.5  # answer when the gate's p(correct) reaches this
     add_share: float = 0.6  # a runner-up is quoted from this share of the best unit's score
     max_units: int = 3
+    list_trim: tuple[float, int] = (0.0, 0)  # a whole list's items quoted: (share, at most)
     fusion: tuple[str, float] = ("cc", 0.5)
     pool_size: int = 24
     report: dict = field(default_factory=dict, compare=False)
@@ -83,9 +87,12 @@ class Params:
         return {
             "ranker": self.ranker.to_dict(),
             "gate": self.gate.to_dict(),
+            "intent": self.intent.to_dict() if self.intent else None,
+            "items": self.items.to_dict() if self.items else None,
             "threshold": round(self.threshold, 6),
             "add_share": self.add_share,
             "max_units": self.max_units,
+            "list_trim": {"share": self.list_trim[0], "max_items": self.list_trim[1]},
             "fusion": {"method": self.fusion[0], "dense_weight": self.fusion[1]},
             "pool_size": self.pool_size,
             "report": self.report,
@@ -93,14 +100,21 @@ class Params:
 
     @classmethod
     def from_dict(cls, data: dict) -> Params:
-        from bot.answer.features import ANSWER_FEATURES, UNIT_FEATURES
+        from bot.answer.features import ANSWER_FEATURES, ITEM_FEATURES, UNIT_FEATURES
 
         return cls(
             ranker=Logistic.from_dict(data["ranker"], UNIT_FEATURES),
             gate=Logistic.from_dict(data["gate"], ANSWER_FEATURES),
+            intent=(
+                Logistic.from_dict(data["intent"], tuple(data["intent"]["features"]))
+                if data.get("intent")
+                else None
+            ),
+            items=Logistic.from_dict(data["items"], ITEM_FEATURES) if data.get("items") else None,
             threshold=float(data["threshold"]),
             add_share=float(data["add_share"]),
             max_units=int(data["max_units"]),
+            list_trim=(float(data["list_trim"]["share"]), int(data["list_trim"]["max_items"])),
             fusion=(data["fusion"]["method"], float(data["fusion"]["dense_weight"])),
             pool_size=int(data["pool_size"]),
             report=data.get("report", {}),
@@ -122,6 +136,14 @@ class Params:
 
     def dumps(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+
+
+def intent_of(intent: Logistic | None, vector: np.ndarray | None) -> float:
+    """P(answerable) from the question's embedding; 0.5 without a model or a vector to fit."""
+    if intent is None or vector is None or len(vector) != len(intent.names):
+        return 0.5
+    unit = vector / (np.linalg.norm(vector) or 1.0)
+    return float(intent.probability(unit[None, :].astype(np.float64))[0])
 
 
 def prior(names: tuple[str, ...], weights: dict[str, float], intercept: float = 0.0) -> Logistic:

@@ -8,6 +8,10 @@ line per row with the header repeated ("Periode: 2020-2024"), so a row quoted al
 A table or list too long to quote whole is also summarised in one unit: its lead-in and the
 label of every row or item ("Partner: A; B; C."). "Which foundations take part?" is answered
 by that unit, where any single row would name only one of them.
+
+Each item of a list kept whole is also stored as a *part* of it (form "part", with `parent`,
+the list's chunk number). Parts are never retrieved on their own: their vectors let the
+composer quote only the items of a list that answer the question, with the list's lead-in.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 from bot.ingest.loaders import SourceDocument
 from bot.text import LIST_ITEM, MAX_NAME_WORDS
 
-CHUNKER_VERSION = "8"
+CHUNKER_VERSION = "9"
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _TABLE_RULE = re.compile(r"^\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 _LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
@@ -41,9 +45,15 @@ class Chunk:
     page: int | None
     window: str = ""
     form: str = "sentence"  # sentence | list (kept whole) | item (of a long list) | summary
+    parent: int | None = None  # a part (one item of a whole list): the list's chunk number
 
     def embed_text(self, title: str) -> str:
-        """What the embedder and BM25 see: title and section give the chunk its context."""
+        """What the embedder and BM25 see: title and section give the chunk its context.
+
+        A part is embedded with its list's lead-in (kept in `window`), which says what it is.
+        """
+        if self.form == "part" and self.window:
+            return f"{self.section or title}\n{self.window}\n{self.text}"
         return f"{self.section or title}\n{self.text}"
 
 
@@ -328,7 +338,27 @@ def chunk_document(
                 for piece in pieces:
                     window = "\n".join(x for x in (before, piece, after) if x)
                     chunks.append(Chunk(piece, section, page, window, form))
-    return chunks
+    # Parts come after every unit, so a unit's neighbours are still the units around it.
+    parts = [
+        Chunk(item, chunk.section, chunk.page, lead, "part", parent)
+        for parent, chunk in enumerate(chunks)
+        if chunk.form == "list"
+        for lead, item in _list_parts(chunk.text)
+    ]
+    return chunks + parts
+
+
+def _list_parts(text: str) -> list[tuple[str, str]]:
+    """(lead-in, item) for each item of a whole list; a continuation line stays with its item."""
+    lines = text.split("\n")
+    lead = "" if LIST_ITEM.match(lines[0]) else lines[0]
+    items: list[str] = []
+    for line in lines[1:] if lead else lines:
+        if LIST_ITEM.match(line) or not items:
+            items.append(line)
+        else:
+            items[-1] = f"{items[-1]}\n{line}"
+    return [(lead, item) for item in items] if len(items) > 1 else []
 
 
 def chunk_metadata(
@@ -347,4 +377,6 @@ def chunk_metadata(
     }
     if chunk.page is not None:
         meta["page"] = chunk.page
+    if chunk.parent is not None:
+        meta["parent"] = chunk.parent
     return meta

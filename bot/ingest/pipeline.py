@@ -32,7 +32,7 @@ from bot.errors import (
     KnowledgeDirMissing,
     LoaderError,
 )
-from bot.ingest import curated
+from bot.ingest import curated, fingerprint
 from bot.ingest.chunking import CHUNKER_VERSION, chunk_document, chunk_metadata
 from bot.ingest.crawl import (
     fetch_sources,
@@ -367,7 +367,16 @@ def run_ingest(
         raise ConfigError("--prune only applies together with --fetch.")
     scope = _resolve_scope(settings, paths)
     report = IngestReport(dry_run=dry_run, fetch=fetch)
+    plain = not (paths or rebuild or fetch)
     with ingest_lock(settings.data_dir, lock_wait_seconds):
+        last = fingerprint.matches(settings) if plain else None
+        if last is not None:
+            report.unchanged, report.curated = last["unchanged"], last["curated"]
+            report.seconds = round(time.perf_counter() - started, 2)
+            log.info("ingest: nothing changed since the last run (%.2f s)", report.seconds)
+            return report
+        if not dry_run:
+            fingerprint.forget(settings)
         store = store or KnowledgeStore.open(settings)
         embedder = embedder or make_embedder(settings)
         target = store
@@ -418,6 +427,9 @@ def run_ingest(
                 # Only after the index holds what the state describes (see load_web).
                 _save_web_state(settings, web)
             report.cleaned = remove_orphan_segments(settings)
+            if plain and not (report.failures or report.needs_review or report.warnings):
+                indexed = sorted(report.added + report.updated + report.unchanged)
+                fingerprint.save(settings, {"unchanged": indexed, "curated": report.curated})
     report.seconds = round(time.perf_counter() - started, 2)
     log.info(
         "ingest: %d added, %d updated, %d unchanged, %d deleted, %d failed in %.1f s",
