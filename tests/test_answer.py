@@ -63,7 +63,7 @@ def test_english_over_danish_sources_says_the_quotes_are_danish(answerer):
     answer = answerer.ask("How many citizens with type 2 diabetes will be helped?")
     danish = [c for c in answer.citations if not c.file.startswith("en-")]
     if danish:
-        assert "sources are in Danish" in answer.text
+        assert "quoted in Danish" in answer.text
 
 
 @pytest.mark.xfail(
@@ -79,13 +79,7 @@ def test_conflicting_sources_are_shown_with_both_dates_newest_first(answerer):
 @pytest.mark.parametrize(
     "question",
     [
-        pytest.param(
-            "Hvad bliver vejret i Aarhus i morgen?",
-            marks=pytest.mark.xfail(
-                reason="known answer-quality gap, tracked in issue 10 (see the README figures)",
-                strict=True,
-            ),
-        ),
+        "Hvad bliver vejret i Aarhus i morgen?",
         "What's the weather like in Copenhagen this weekend?",
         "Hvad konkluderede Rådets årsrapport for 2022?",
         pytest.param(
@@ -303,8 +297,8 @@ def test_list_items_are_parts_never_units_but_score_against_the_question(answere
     vector = answerer.embedder.embed_query("Hvem er formand for Rådet?")
     with_parts = [c for c in lists if retriever.parts_of(c.id, vector)]
     assert len(with_parts) == len(lists), "every whole list has its items as parts"
-    members = next(c for c in with_parts if "Jeppe Kiel Christensen" in c.text)
+    members = next(c for c in with_parts if "- Gurli Martinussen (formand)" in c.text)
     items = retriever.parts_of(members.id, vector)
     assert all(text in members.text for text, _ in items)
     best = max(items, key=lambda item: item[1])[0]
-    assert "formand" in best, items
+    assert "Gurli Martinussen (formand)" in best, items
