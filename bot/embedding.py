@@ -188,14 +188,9 @@ class CachedQueries:
 
     def __init__(self, inner: Embedder, size: int | None = 8) -> None:
         self.inner = inner
-        self.backend, self.model = inner.backend, inner.model
         self._size = size
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
 
     def embed_query(self, text: str) -> np.ndarray:
         with self._lock:
@@ -210,8 +205,6 @@ class CachedQueries:
                 self._vectors.popitem(last=False)
         return vector
 
-    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        return self.inner.embed_passages(texts)
-
     def __getattr__(self, name: str):
+        """Everything else (backend, model, dimension, embed_passages) is the inner model's."""
         return getattr(self.inner, name)

@@ -156,11 +156,7 @@ def fit_intent(examples: Sequence[Example]) -> Logistic | None:
     x = np.vstack([v / (np.linalg.norm(v) or 1.0) for v, _ in pairs]).astype(np.float64)
     y = np.array([label for _, label in pairs])
     names = tuple(f"e{i}" for i in range(x.shape[1]))
-    mean, scale = x.mean(axis=0), x.std(axis=0)
-    scale[scale < 1e-9] = 1.0
-    model = LogisticRegression(C=INTENT_C, max_iter=5000)
-    model.fit((x - mean) / scale, y.astype(int))
-    return Logistic(names, mean, scale, model.coef_[0].copy(), float(model.intercept_[0]))
+    return _logistic(x, y, names, LogisticRegression, c=INTENT_C, max_iter=5000)
 
 
 def fit_gate(rows: np.ndarray, labels: np.ndarray) -> Logistic:
@@ -171,11 +167,18 @@ def fit_gate(rows: np.ndarray, labels: np.ndarray) -> Logistic:
     return _logistic(rows, labels, ANSWER_FEATURES, LogisticRegression)
 
 
-def _logistic(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], model_cls) -> Logistic:
+def _logistic(
+    x: np.ndarray,
+    y: np.ndarray,
+    names: tuple[str, ...],
+    model_cls,
+    c: float = C,
+    max_iter: int = 2000,
+) -> Logistic:
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale < 1e-9] = 1.0
-    model = model_cls(C=C, max_iter=2000)
+    model = model_cls(C=c, max_iter=max_iter)
     model.fit((x - mean) / scale, y.astype(int))
     return Logistic(names, mean, scale, model.coef_[0].copy(), float(model.intercept_[0]))
 
@@ -211,7 +214,7 @@ def fit(answerer: Answerer, examples: Sequence[Example], fusion: tuple[str, floa
             inner[i] = replace(base, ranker=ranker, intent=intent, items=items)
     answerable = [e.item.get("answerable", True) for e in examples]
     # The runner-up rule and list trimming with the best facts within the word budget.
-    best_share, best_units, best_trim, best_value = ADD_SHARES[-1], 1, LIST_TRIMS[0], -np.inf
+    best, best_value = (ADD_SHARES[-1], 1, LIST_TRIMS[0]), -np.inf
     # With a share above 1 no runner-up is quoted, so the number of units does not matter.
     grid = [
         (s, m, t)
@@ -231,8 +234,8 @@ def fit(answerer: Answerer, examples: Sequence[Example], fusion: tuple[str, floa
         )
         words = np.mean([words_of(a) for a in answers if not a.refused])
         if words <= WORD_BUDGET and facts > best_value:
-            best_share, best_units, best_trim, best_value = share, units, trim, facts
-    chosen = {"add_share": best_share, "max_units": best_units, "list_trim": best_trim}
+            best, best_value = (share, units, trim), facts
+    chosen = dict(zip(("add_share", "max_units", "list_trim"), best, strict=True))
     inner = [replace(p, **chosen) for p in inner]
     answers = answer_all(answerer, examples, inner)
     # Questions the guard stopped (injection, noise) never reach the gate.

@@ -62,6 +62,7 @@ from collections.abc import Callable, Container, Sequence
 import numpy as np
 
 from bot.retrieval import Passage, Query
+from bot.text import content_terms
 
 # Features whose worth differs for an English question over mostly Danish units: the model gets
 # them a second time, zero for Danish questions (a language interaction a linear model needs).
@@ -191,17 +192,13 @@ def item_rows(
     parts: Sequence[tuple[str, float]], query: Query, idf: Callable[[str], float]
 ) -> np.ndarray:
     """One row of ITEM_FEATURES per item of a whole list (text, similarity to the question)."""
-    from bot.text import content_terms
-
     if not parts:
         return np.zeros((0, len(ITEM_FEATURES)))
     weights = {t: w * idf(t) for t, w in query.weights().items()}
     total = sum(weights.values()) or 1.0
     sims = np.array([sim for _, sim in parts])
-    coverage = np.array(
-        [sum(w for t, w in weights.items() if t in set(content_terms(text))) for text, _ in parts]
-    )
-    coverage = coverage / total
+    terms = [frozenset(content_terms(text)) for text, _ in parts]
+    coverage = np.array([sum(w for t, w in weights.items() if t in own) for own in terms]) / total
     return np.column_stack(
         [
             sims,
