@@ -184,11 +184,16 @@ def _logistic(
 
 
 def answer_all(
-    answerer: Answerer, examples: Sequence[Example], params: Params | Sequence[Params]
+    answerer: Answerer,
+    examples: Sequence[Example],
+    params: Params | Sequence[Params],
+    gate: bool = True,
 ) -> list[Answer]:
     """Finish every prepared example (one Params for all, or one per example)."""
     each = params if isinstance(params, (list, tuple)) else [params] * len(examples)
-    return [answerer.finish(e.prepared, p) for e, p in zip(examples, each, strict=True)]
+    return [
+        answerer.finish(e.prepared, p, gate=gate) for e, p in zip(examples, each, strict=True)
+    ]
 
 
 def words_of(answer: Answer) -> int:
@@ -224,7 +229,8 @@ def fit(answerer: Answerer, examples: Sequence[Example], fusion: tuple[str, floa
     ]
     for share, units, trim in grid:
         each = [replace(p, add_share=share, max_units=units, list_trim=trim) for p in inner]
-        answers = answer_all(answerer, examples, each)
+        # The inner parameters' gate never refuses, so the grid can skip it.
+        answers = answer_all(answerer, examples, each, gate=False)
         facts = np.mean(
             [
                 bool(judge(e.item, a).facts_ok)

@@ -253,14 +253,20 @@ class Answerer:
         except (StoreUnavailable, IndexEmpty):
             return None
 
-    def finish(self, prepared: Prepared, params: Params | None = None) -> Answer:
-        """Rank the units, compose, and let the gate decide whether to answer."""
+    def finish(
+        self, prepared: Prepared, params: Params | None = None, *, gate: bool = True
+    ) -> Answer:
+        """Rank the units, compose, and let the gate decide whether to answer.
+
+        `gate=False` (training's grid search, whose gate never refuses) skips the answer
+        features and the gate; the answer then has no `features`.
+        """
         if prepared.stopped is not None:
             return prepared.stopped
         params = params or self.params
         ctx = prepared.ctx
         started = time.perf_counter()
-        answer = self._compose(ctx, prepared, params)
+        answer = self._compose(ctx, prepared, params, gate)
         ctx.timings["compose"] = (time.perf_counter() - started) * 1000
         check_citations(answer)
         return answer
@@ -376,24 +382,26 @@ class Answerer:
         check_citations(answer)
         return answer
 
-    def _compose(self, ctx: Context, prepared: Prepared, params: Params) -> Answer:
+    def _compose(self, ctx: Context, prepared: Prepared, params: Params, gate: bool) -> Answer:
         units = prepared.units
         probabilities = params.ranker.probability(prepared.rows)
         for unit, p in zip(units, probabilities, strict=True):
             unit.score = float(p)
         chosen = select_units(units, params.add_share, params.max_units)
-        row = answer_row(
-            probabilities,
-            chosen,
-            ctx.passages,
-            ctx.query,
-            self.retriever.idf,
-            ctx.language,
-            _absent,
-            self.retriever.vocabulary,
-            intent_of(params.intent, ctx.query.vector),
-        )
-        confidence = float(params.gate.probability(row[None, :])[0])
+        row, confidence = None, 1.0
+        if gate:
+            row = answer_row(
+                probabilities,
+                chosen,
+                ctx.passages,
+                ctx.query,
+                self.retriever.idf,
+                ctx.language,
+                _absent,
+                self.retriever.vocabulary,
+                intent_of(params.intent, ctx.query.vector),
+            )
+            confidence = float(params.gate.probability(row[None, :])[0])
         evidence = {
             "dense": max((p.dense for p in ctx.passages), default=0.0),
             "coverage": chosen[0].coverage if chosen else 0.0,
