@@ -191,9 +191,7 @@ def answer_all(
 ) -> list[Answer]:
     """Finish every prepared example (one Params for all, or one per example)."""
     each = params if isinstance(params, (list, tuple)) else [params] * len(examples)
-    return [
-        answerer.finish(e.prepared, p, gate=gate) for e, p in zip(examples, each, strict=True)
-    ]
+    return [answerer.finish(e.prepared, p, gate=gate) for e, p in zip(examples, each, strict=True)]
 
 
 def words_of(answer: Answer) -> int:

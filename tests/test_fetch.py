@@ -356,7 +356,10 @@ def test_changed_page_is_the_only_one_reembedded(tmp_path, site, web_kb, three_s
     assert (report.updated, report.fetched, report.added) == ([url], [url], [])
     assert sorted(report.not_modified) == sorted([three_sources["pdf"], three_sources["text"]])
     docs = chunks_by_doc(settings)
-    assert report.chunks_written == len(docs[url]) == len(counting.texts)
+    assert report.chunks_written == len(docs[url]) == 3
+    # Only the new sentence is embedded; the page's unchanged text comes from the vector cache.
+    assert len(counting.texts) == 1 and "2027" in counting.texts[0]
+    assert report.vectors_reused == report.chunks_written - 1
     assert {c.metadata["source_date"] for c in docs[url]} == {"2024-02-01"}
     assert len({c.metadata["doc_hash"] for c in docs[url]}) == 1  # old generation deleted
     retriever = HybridRetriever(KnowledgeStore.open(settings), embedder)

@@ -76,6 +76,7 @@ def format_report(report: IngestReport) -> str:
         ("Documents deleted", len(report.deleted)),
         ("Chunks written", report.chunks_written),
         ("Chunks deleted", report.chunks_deleted),
+        ("Vectors reused", report.vectors_reused),
         ("Failures", len(report.failures)),
         ("Time", f"{report.seconds:.1f} s"),
     ]

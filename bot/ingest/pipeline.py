@@ -12,6 +12,7 @@ it: its id goes into the plan's keep set, so it is neither re-embedded nor delet
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -32,7 +33,7 @@ from bot.errors import (
     KnowledgeDirMissing,
     LoaderError,
 )
-from bot.ingest import curated, fingerprint
+from bot.ingest import curated, fingerprint, vector_cache
 from bot.ingest.chunking import CHUNKER_VERSION, chunk_document, chunk_metadata
 from bot.ingest.crawl import (
     fetch_sources,
@@ -61,6 +62,9 @@ class IngestReport:
     repaired: list[str] = field(default_factory=list)
     chunks_written: int = 0
     chunks_deleted: int = 0
+    # Texts whose vectors came from the vector cache, and texts embedded anew.
+    vectors_reused: int = 0
+    vectors_embedded: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
     # Curated answers (knowledge/svar/) that must be reviewed before they are served again.
     needs_review: list[dict[str, str]] = field(default_factory=list)
@@ -368,7 +372,7 @@ def run_ingest(
     scope = _resolve_scope(settings, paths)
     report = IngestReport(dry_run=dry_run, fetch=fetch)
     plain = not (paths or rebuild or fetch)
-    with ingest_lock(settings.data_dir, lock_wait_seconds):
+    with ingest_lock(settings.data_dir, lock_wait_seconds), contextlib.ExitStack() as cleanup:
         last = fingerprint.matches(settings) if plain else None
         if last is not None:
             report.unchanged, report.curated = last["unchanged"], last["curated"]
@@ -379,6 +383,10 @@ def run_ingest(
             fingerprint.forget(settings)
         store = store or KnowledgeStore.open(settings)
         embedder = embedder or make_embedder(settings)
+        cached = None if dry_run else vector_cache.open_for(settings.data_dir, embedder)
+        if cached is not None:
+            cleanup.callback(cached.cache.close)
+            embedder = cached
         target = store
         if rebuild and not fetch:
             _refuse_rebuild_without_fetch(store)
@@ -427,6 +435,9 @@ def run_ingest(
                 # Only after the index holds what the state describes (see load_web).
                 _save_web_state(settings, web)
             report.cleaned = remove_orphan_segments(settings)
+            if cached is not None:
+                report.vectors_reused, report.vectors_embedded = cached.reused, cached.embedded
+                cached.cache.prune()
             if plain and not (report.failures or report.needs_review or report.warnings):
                 indexed = sorted(report.added + report.updated + report.unchanged)
                 fingerprint.save(settings, {"unchanged": indexed, "curated": report.curated})
