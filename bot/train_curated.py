@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 PAIRS_DIR = Path(__file__).resolve().parent.parent / "eval" / "curated"
 FIGURE = PAIRS_DIR.parent / "curated_threshold.png"
 TARGET_PRECISION = 0.98
+# A suggestion (a button under the normal answer) may be wrong now and then: it costs a glance.
+SUGGEST_PRECISION = 0.80
 FOLDS = 5
 
 
@@ -156,11 +158,11 @@ def figures(pairs: list[Pair], scored: Scored, threshold: float) -> dict[str, fl
     }
 
 
-def choose_threshold(pairs: list[Pair], scored: Scored) -> float:
+def choose_threshold(pairs: list[Pair], scored: Scored, target: float = TARGET_PRECISION) -> float:
     """The lowest threshold whose precision, on these scores and above, reaches the target."""
     for threshold in np.unique(np.round(scored.scores, 6)):
         result = figures(pairs, scored, float(threshold))
-        if result["served"] and result["precision"] >= TARGET_PRECISION:
+        if result["served"] and result["precision"] >= target:
             return float(threshold)
     return 1.0
 
@@ -187,19 +189,42 @@ def train(settings: Settings, folder: Path = PAIRS_DIR) -> tuple[CuratedParams, 
         test_pairs = [p for p in pairs if p.source == held]
         if not train_pairs:
             continue
-        threshold = choose_threshold(train_pairs, out_of_fold(train_pairs))
+        inner = out_of_fold(train_pairs)
+        threshold = choose_threshold(train_pairs, inner)
+        suggest = min(choose_threshold(train_pairs, inner, SUGGEST_PRECISION), threshold)
         scores = probabilities(fit_model(train_pairs), test_pairs)
         report["held_out"][held] = {
             "threshold": round(threshold, 4),
             **figures(test_pairs, scores, threshold),
+            "suggestions": suggestions(test_pairs, scores, suggest, threshold),
         }
         curves[held] = curve(test_pairs, scores)
     oof = out_of_fold(pairs)
     threshold = choose_threshold(pairs, oof)
-    report["out_of_fold"] = {"threshold": round(threshold, 4), **figures(pairs, oof, threshold)}
+    suggest = min(choose_threshold(pairs, oof, SUGGEST_PRECISION), threshold)
+    report["out_of_fold"] = {
+        "threshold": round(threshold, 4),
+        **figures(pairs, oof, threshold),
+        "suggestions": suggestions(pairs, oof, suggest, threshold),
+    }
     report["curve"] = curves
-    params = CuratedParams(fit_model(pairs), threshold, report)
+    params = CuratedParams(fit_model(pairs), threshold, report, suggest)
     return params, report
+
+
+def suggestions(pairs: list[Pair], scored: Scored, suggest: float, threshold: float) -> dict:
+    """Below the serving threshold: how often the suggested entry is the labelled one."""
+    shown = (scored.scores >= suggest) & (scored.scores < threshold)
+    served = scored.scores >= threshold
+    has_entry = np.array([p.label is not None for p in pairs])
+    right = scored.right
+    return {
+        "threshold": round(suggest, 4),
+        "shown": int(shown.sum()),
+        "precision": round(float((shown & right).sum() / shown.sum()), 4) if shown.any() else 1.0,
+        # Questions with an entry that get it either as the answer or as a suggestion.
+        "reach": round(float(((served | shown) & right).sum() / max(has_entry.sum(), 1)), 4),
+    }
 
 
 def plot(report: dict, path: Path = FIGURE) -> None:

@@ -202,6 +202,16 @@ def test_a_matching_question_gets_the_curated_answer_in_each_language(served) ->
     assert payload["curated"]["id"] == "vision"
 
 
+def test_a_suggested_entry_chosen_by_the_user_is_served_with_its_own_question(served) -> None:
+    settings, answerer, _ = served
+    chosen = answerer.curated_by_id("vision", "en", chat_id="c9")
+    question = variant(settings.knowledge_dir, "en")
+    assert chosen.status == "curated" and chosen.language == "en"
+    assert chosen.text.startswith(f"Answer to: {question}") and chosen.citations
+    assert chosen.to_json()["curated"]["chosen"] is True
+    assert answerer.curated_by_id("no-such-entry", "da") is None
+
+
 def test_an_unrelated_question_goes_to_the_normal_pipeline(served) -> None:
     _, answerer, _ = served
     answer = answerer.ask("Hvad koster en busbillet til Randers?")
@@ -221,11 +231,14 @@ def test_a_changed_source_is_never_served_and_named_for_review(served, embedder)
     assert "vision.md changed after the review" in item["reason"]
     _fresh(answerer)
     assert answerer.ask(question).status != "curated"
+    # Nor when it is chosen from a suggestion made before the change.
+    assert answerer.curated_by_id("vision", "da") is None
     # Reviewed again: served again.
     review(settings, [path])
     assert ingest(settings, embedder).exit_code == 0
     _fresh(answerer)
     assert answerer.ask(question).status == "curated"
+    assert answerer.curated_by_id("vision", "da").status == "curated"
 
 
 def test_a_source_changed_in_the_index_alone_stops_the_entry_at_once(served, embedder) -> None:

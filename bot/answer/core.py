@@ -26,7 +26,7 @@ from bot.answer.compose import (
     select_units,
     trim_list,
 )
-from bot.answer.curated import CuratedIndex, CuratedParams, Match
+from bot.answer.curated import CuratedIndex, CuratedParams, Entry, Match
 from bot.answer.features import answer_row, item_rows, unit_rows
 from bot.answer.followup import ConversationMemory
 from bot.answer.llm import LLMComposer, Source
@@ -58,6 +58,7 @@ class Context:
     query: Query | None = None
     passages: list[Passage] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    suggestion: dict | None = None  # a curated entry close below the threshold (see _curated)
 
 
 @dataclass
@@ -143,18 +144,21 @@ class Answerer:
         prepared = self.prepare(question, chat_id, use_llm, curated=self.curated_params is not None)
         answer = self.finish(prepared)
         ctx = prepared.ctx
+        if ctx.suggestion and answer.status in ("answered", "not_found"):
+            answer.suggestion = ctx.suggestion
         ctx.timings["total"] = (time.perf_counter() - started) * 1000
         answer.timings_ms = {k: ctx.timings.get(k, 0.0) for k in ("retrieve", "compose", "total")}
         # A decision log line without the question: what was decided, on which scores.
         log.info(
             "answer status=%s lang=%s refused=%s curated=%s confidence=%.3f sources=%s "
-            "total_ms=%.0f",
+            "suggested=%s total_ms=%.0f",
             answer.status,
             answer.language,
             answer.refused,
             answer.curated["id"] if answer.curated else "-",
             answer.curated["score"] if answer.curated else answer.evidence.get("confidence", 0.0),
             ",".join(c.file for c in answer.citations),
+            answer.suggestion["id"] if answer.suggestion else "-",
             ctx.timings["total"],
         )
         return answer
@@ -313,6 +317,12 @@ class Answerer:
         best = int(np.argmax(scores))
         match, score = candidates[best], float(scores[best])
         if score < self.curated_params.threshold:
+            if score >= self.curated_params.suggest:
+                ctx.suggestion = {
+                    "id": match.entry.id,
+                    "question": _canonical(match.entry, ctx.language),
+                    "score": round(score, 3),
+                }
             return None
         # A follow-up after a curated reply leans on this question, as after any answer.
         self.memory.remember(ctx.chat_id, ctx.search_text)
@@ -329,6 +339,28 @@ class Answerer:
         target = self.store.curated_answers()
         rows = target.rows_with_vectors() if target.exists() else ([], np.zeros((0, 0)), [])
         self.curated.load(rows, hashes, date.today(), key)
+
+    def curated_by_id(
+        self, entry_id: str, language: str, chat_id: str | None = None
+    ) -> Answer | None:
+        """The reply for an entry the user chose from a suggestion, or None when it is not
+        servable any more (expired, a source changed, or removed since it was suggested)."""
+        ctx = Context(question="", chat_id=chat_id, language=language)
+        try:
+            self._check_store()
+            self.retriever.ensure_fresh()
+            self._load_curated()
+        except (StoreUnavailable, IndexEmpty):
+            return None
+        entry = next((e for e in self.curated.entries if e.id == entry_id), None)
+        if entry is None:
+            return None
+        ctx.question = ctx.search_text = _canonical(entry, language)
+        answer = self._curated_reply(ctx, Match(entry, ctx.question, 1.0, np.zeros(0)), 1.0)
+        answer.curated["chosen"] = True
+        if chat_id:  # a follow-up leans on the question the user chose
+            self.memory.remember(chat_id, ctx.question)
+        return answer
 
     def _curated_reply(self, ctx: Context, match: Match, score: float) -> Answer:
         entry, language = match.entry, ctx.language
@@ -543,6 +575,11 @@ def check_citations(answer: Answer) -> None:
     listed = {c.n for c in answer.citations}
     if used != listed:
         raise AssertionError(f"citation check failed: used {sorted(used)}, listed {sorted(listed)}")
+
+
+def _canonical(entry: Entry, language: str) -> str:
+    """The question an entry answers, as its file states it first in this language."""
+    return (entry.questions.get(language) or entry.questions["da"])[0]
 
 
 def _citing(body: str, n: int) -> str:

@@ -58,16 +58,20 @@ IDF = Callable[[str], float]
 
 @dataclass(frozen=True)
 class CuratedParams:
-    """The fitted matcher and its threshold."""
+    """The fitted matcher, its threshold, and the lower threshold for suggesting an entry."""
 
     model: Logistic
     threshold: float
     report: dict = field(default_factory=dict, compare=False)
+    # Below `threshold` but at or above this, the normal answer offers the entry as a button
+    # ("Se det godkendte svar: …"): a wrong suggestion costs a glance, a wrong answer much more.
+    suggest: float = 1.0
 
     def to_dict(self) -> dict:
         return {
             "model": self.model.to_dict(),
             "threshold": round(self.threshold, 6),
+            "suggest_threshold": round(self.suggest, 6),
             "report": self.report,
         }
 
@@ -83,6 +87,7 @@ class CuratedParams:
                 Logistic.from_dict(data["model"], CURATED_FEATURES),
                 float(data["threshold"]),
                 data.get("report", {}),
+                float(data.get("suggest_threshold", 1.0)),
             )
         except FileNotFoundError as exc:
             raise ConfigError(f"No curated-answer parameters at {path}; run `make train`.") from exc

@@ -49,6 +49,8 @@ class Answer:
     evidence: dict[str, float] = field(default_factory=dict)
     generated: bool = False
     curated: dict | None = None  # {"id", "question", "reviewed", "score"} for a curated reply
+    # A reviewed answer that may be what was meant: {"id", "question", "score"} (see DESIGN 5)
+    suggestion: dict | None = None
     features: Any = field(default=None, repr=False)  # the gate's inputs (evaluation reads them)
 
     def to_json(self) -> dict:
@@ -69,6 +71,7 @@ class Answer:
             ],
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
             **({"curated": self.curated} if self.curated is not None else {}),
+            **({"suggestion": self.suggestion} if self.suggestion is not None else {}),
         }
 
     def full_text(self, with_sources: bool = True) -> str:

@@ -48,6 +48,9 @@ _CAPTION_LIMIT = 1000  # Telegram allows 1,024 characters in a photo caption
 _TYPING_EVERY = 4.0  # Telegram shows "typing…" for about five seconds per action.
 _FEEDBACK_PREFIX = "fb"
 _REASON_PREFIX = "fr"
+_SUGGESTION_PREFIX = "sv"  # 'sv:<language>:<entry id>', within Telegram's 64 bytes
+_CALLBACK_LIMIT = 64  # bytes of callback_data Telegram accepts
+_BUTTON_TEXT = 60  # characters of a suggested question shown on its button
 
 
 class RateLimit:
@@ -164,7 +167,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
     """Rate-limit, answer off the event loop while showing "typing…", send with feedback buttons."""
-    answerer, feedback, _ = services(context)
+    answerer, _, _ = services(context)
     limiter: RateLimit = context.application.bot_data["rate_limit"]
     user_id = update.effective_user.id if update.effective_user else 0
     if not limiter.allow(user_id):
@@ -187,24 +190,64 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, te
     await asyncio.to_thread(context.application.bot_data["metrics"].record, answer, gap)
     if time.monotonic() - context.application.bot_data.get("purged_at", 0.0) > 86400:
         await asyncio.to_thread(purge_expired, context.application)
-    parts = render_answer(answer)
+    await send_answer(update.effective_message, context, answer)
+
+
+async def send_answer(message: Message, context: ContextTypes.DEFAULT_TYPE, answer: Answer) -> None:
+    """The rendered answer; its last part carries a suggested reviewed answer and 👍/👎."""
+    _, feedback, _ = services(context)
     answer_id = secrets.token_hex(8)
-    markup = None
+    rows = []
+    suggested = _suggestion_button(answer)
+    if suggested is not None:
+        rows.append([suggested])
     if answer.status in ("answered", "not_found", "curated"):
         feedback.remember(
             answer_id, answer.question, [c.file for c in answer.citations], answer.status
         )
-        markup = InlineKeyboardMarkup(
+        rows.append(
             [
-                [
-                    InlineKeyboardButton("👍", callback_data=f"{_FEEDBACK_PREFIX}:{answer_id}:1"),
-                    InlineKeyboardButton("👎", callback_data=f"{_FEEDBACK_PREFIX}:{answer_id}:0"),
-                ]
+                InlineKeyboardButton("👍", callback_data=f"{_FEEDBACK_PREFIX}:{answer_id}:1"),
+                InlineKeyboardButton("👎", callback_data=f"{_FEEDBACK_PREFIX}:{answer_id}:0"),
             ]
         )
+    markup = InlineKeyboardMarkup(rows) if rows else None
+    parts = render_answer(answer)
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
-        await send_html(update.effective_message, part, reply_markup=markup if last else None)
+        await send_html(message, part, reply_markup=markup if last else None)
+
+
+def _suggestion_button(answer: Answer) -> InlineKeyboardButton | None:
+    """'📌 <the question a reviewed answer answers>', or None without a suggestion."""
+    if not answer.suggestion:
+        return None
+    data = f"{_SUGGESTION_PREFIX}:{answer.language}:{answer.suggestion['id']}"
+    if len(data.encode("utf-8")) > _CALLBACK_LIMIT:
+        return None
+    question = answer.suggestion["question"]
+    if len(question) > _BUTTON_TEXT:
+        question = question[: _BUTTON_TEXT - 1].rstrip() + "…"
+    return InlineKeyboardButton(f"📌 {question}", callback_data=data)
+
+
+async def on_suggestion(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A suggested reviewed answer was pressed: send it (if it may still be served)."""
+    query = update.callback_query
+    answerer, _, _ = services(context)
+    parts = (query.data or "").split(":")
+    # Always answer the callback query, or the user's client shows a spinner for a while.
+    await query.answer()
+    if len(parts) != 3 or parts[1] not in ("da", "en"):
+        return
+    language, entry_id = parts[1], parts[2]
+    chat_id = str(update.effective_chat.id) if update.effective_chat else None
+    answer = await asyncio.to_thread(answerer.curated_by_id, entry_id, language, chat_id)
+    if answer is None:
+        await send_html(query.message, t(language, "suggestion_gone"))
+        return
+    await asyncio.to_thread(context.application.bot_data["metrics"].record, answer, None)
+    await send_answer(query.message, context, answer)
 
 
 async def _keep_typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:
@@ -431,6 +474,7 @@ def build_application(
     application.add_handler(
         CallbackQueryHandler(on_feedback, pattern=rf"^({_FEEDBACK_PREFIX}|{_REASON_PREFIX}):")
     )
+    application.add_handler(CallbackQueryHandler(on_suggestion, pattern=rf"^{_SUGGESTION_PREFIX}:"))
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))
     application.add_error_handler(on_error)
     return application

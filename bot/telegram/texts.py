@@ -121,6 +121,12 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "thanks": {"da": "✓ Tak for din feedback", "en": "✓ Thanks for your feedback"},
     "thanks_toast": {"da": "Tak!", "en": "Thanks!"},
+    "suggestion_gone": {
+        "da": "Det godkendte svar er ved at blive gennemgået igen. Stil gerne dit spørgsmål "
+        "igen, så svarer jeg ud fra Rådets materiale.",
+        "en": "That reviewed answer is being checked again. Please ask your question again, "
+        "and I will answer from the Council's material.",
+    },
     "why_toast": {"da": "Tak! Hvad var galt?", "en": "Thanks! What was wrong?"},
     "reason_w": {"da": "Forkert svar", "en": "Wrong answer"},
     "reason_m": {"da": "Der mangler noget", "en": "Something is missing"},
