@@ -19,6 +19,7 @@ import re
 import shutil
 import sys
 import tempfile
+from datetime import date, timedelta
 from pathlib import Path
 
 from benchmarks.run import REPO, timed
@@ -26,6 +27,8 @@ from benchmarks.run import REPO, timed
 KNOWLEDGE = REPO / "knowledge"
 _NUMBER = re.compile(r"(?<![\w.])\d+(?![\w])")
 _TITLE = re.compile(r"^(title:\s*)(.+)$", re.MULTILINE)
+_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+_HELD = re.compile(r"DATE(\d+)D")
 
 # Answers the public questions twice in one process; prints latencies and peak RSS as JSON.
 _ANSWERS = """
@@ -43,9 +46,23 @@ print(json.dumps({"p50": q[49], "p95": q[94],
 
 
 def variant(text: str, k: int) -> str:
-    """The document with its title marked as variant k and every number shifted by k."""
+    """The document with its title marked as variant k, every number shifted by k, and every
+    ISO date moved k days (so it stays a real date: a broken date is a warning, and a run with
+    warnings would not be the clean run this benchmark measures)."""
     text = _TITLE.sub(lambda m: f"{m.group(1)}{m.group(2)} (variant {k})", text, count=1)
-    return _NUMBER.sub(lambda m: str(int(m.group(0)) + k), text)
+    dates: list[str] = []
+
+    def hold(match: re.Match) -> str:
+        try:
+            moved = date.fromisoformat(match.group(0)) + timedelta(days=k)
+        except ValueError:
+            return match.group(0)
+        dates.append(moved.isoformat())
+        return f"DATE{len(dates) - 1}D"  # letters around the digits: _NUMBER skips it
+
+    text = _DATE.sub(hold, text)
+    text = _NUMBER.sub(lambda m: str(int(m.group(0)) + k), text)
+    return _HELD.sub(lambda m: dates[int(m.group(1))], text)
 
 
 def knowledge_at(size: int, folder: Path) -> Path:

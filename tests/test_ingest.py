@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -145,6 +146,19 @@ def test_anything_that_may_have_changed_takes_the_full_comparison(
         assert report.added == ["ny.md"]
     else:
         assert report.added == report.updated == [] and report.chunks_written == 0
+
+
+def test_a_warning_keeps_the_fast_path_and_is_said_again(tmp_path, small_kb, embedder, monkeypatch):
+    settings = make_settings(tmp_path / "data", small_kb)
+    vision = small_kb / "vision.md"
+    text = vision.read_text(encoding="utf-8")
+    vision.write_text(re.sub(r"(?m)^source_date: .*$", "source_date: 2023-02-30", text, count=1))
+    first = run_ingest(settings, embedder=embedder)
+    assert first.exit_code == 0 and any("2023-02-30" in w for w in first.warnings)
+    monkeypatch.setattr(KnowledgeStore, "open", classmethod(lambda cls, *a, **k: 1 / 0))
+    again = run_ingest(settings, embedder=ExplodingEmbedder())  # neither Chroma nor embedding
+    assert again.warnings == first.warnings
+    assert sorted(again.unchanged) == sorted(first.added)
 
 
 def test_a_run_with_a_failure_leaves_no_fingerprint(tmp_path, small_kb, embedder):

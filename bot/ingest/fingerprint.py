@@ -1,8 +1,9 @@
 """A no-change refresh without opening the index: the fingerprint of the last clean run.
 
 A plain `python ingest.py` (every file, no flags) that finds nothing to do still costs seconds,
-most of them starting Chroma. After a clean full run (nothing failed, nothing to review, no
-warning) the run records a fingerprint in DATA_DIR: every file it read (path, size, modified
+most of them starting Chroma. After a clean full run (nothing failed, nothing to review; its
+warnings, which follow from the files alone, are kept and said again) the run records a
+fingerprint in DATA_DIR: every file it read (path, size, modified
 time), the settings and the ingest code it ran with, today's date (curated answers expire by
 date) and the state of the embedded store's database file. When the next plain run computes
 the same fingerprint, nothing can have changed and it reports "unchanged" at once, as make does

@@ -376,6 +376,7 @@ def run_ingest(
         last = fingerprint.matches(settings) if plain else None
         if last is not None:
             report.unchanged, report.curated = last["unchanged"], last["curated"]
+            report.warnings = list(last.get("warnings", []))  # said again, like a full run
             report.seconds = round(time.perf_counter() - started, 2)
             log.info("ingest: nothing changed since the last run (%.2f s)", report.seconds)
             return report
@@ -438,9 +439,10 @@ def run_ingest(
             if cached is not None:
                 report.vectors_reused, report.vectors_embedded = cached.reused, cached.embedded
                 cached.cache.prune()
-            if plain and not (report.failures or report.needs_review or report.warnings):
+            if plain and not (report.failures or report.needs_review):
                 indexed = sorted(report.added + report.updated + report.unchanged)
-                fingerprint.save(settings, {"unchanged": indexed, "curated": report.curated})
+                summary = {"unchanged": indexed, "curated": report.curated}
+                fingerprint.save(settings, {**summary, "warnings": report.warnings})
     report.seconds = round(time.perf_counter() - started, 2)
     log.info(
         "ingest: %d added, %d updated, %d unchanged, %d deleted, %d failed in %.1f s",
