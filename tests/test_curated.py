@@ -311,6 +311,8 @@ def test_curated_answers_can_be_turned_off(served, embedder) -> None:
     settings, _, _ = served
     off = Answerer(settings.model_copy(update={"curated_answers": False}), embedder=embedder)
     assert off.ask(variant(settings.knowledge_dir, "da")).status != "curated"
+    # A suggestion button sent before the switch serves nothing either.
+    assert off.curated_by_id("vision", "da") is None
 
 
 # -- the command line ------------------------------------------------------------------------

@@ -344,7 +344,10 @@ class Answerer:
         self, entry_id: str, language: str, chat_id: str | None = None
     ) -> Answer | None:
         """The reply for an entry the user chose from a suggestion, or None when it is not
-        servable any more (expired, a source changed, or removed since it was suggested)."""
+        servable any more (expired, a source changed, removed since it was suggested, or
+        curated answers turned off)."""
+        if self.curated_params is None:
+            return None
         ctx = Context(question="", chat_id=chat_id, language=language)
         try:
             self._check_store()
@@ -360,6 +363,7 @@ class Answerer:
         answer.curated["chosen"] = True
         if chat_id:  # a follow-up leans on the question the user chose
             self.memory.remember(chat_id, ctx.question)
+        log.info("answer status=curated lang=%s curated=%s chosen=True", language, entry.id)
         return answer
 
     def _curated_reply(self, ctx: Context, match: Match, score: float) -> Answer:
