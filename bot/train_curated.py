@@ -189,9 +189,7 @@ def train(settings: Settings, folder: Path = PAIRS_DIR) -> tuple[CuratedParams, 
         test_pairs = [p for p in pairs if p.source == held]
         if not train_pairs:
             continue
-        inner = out_of_fold(train_pairs)
-        threshold = choose_threshold(train_pairs, inner)
-        suggest = min(choose_threshold(train_pairs, inner, SUGGEST_PRECISION), threshold)
+        threshold, suggest = thresholds(train_pairs, out_of_fold(train_pairs))
         scores = probabilities(fit_model(train_pairs), test_pairs)
         report["held_out"][held] = {
             "threshold": round(threshold, 4),
@@ -200,8 +198,7 @@ def train(settings: Settings, folder: Path = PAIRS_DIR) -> tuple[CuratedParams, 
         }
         curves[held] = curve(test_pairs, scores)
     oof = out_of_fold(pairs)
-    threshold = choose_threshold(pairs, oof)
-    suggest = min(choose_threshold(pairs, oof, SUGGEST_PRECISION), threshold)
+    threshold, suggest = thresholds(pairs, oof)
     report["out_of_fold"] = {
         "threshold": round(threshold, 4),
         **figures(pairs, oof, threshold),
@@ -210,6 +207,12 @@ def train(settings: Settings, folder: Path = PAIRS_DIR) -> tuple[CuratedParams, 
     report["curve"] = curves
     params = CuratedParams(fit_model(pairs), threshold, report, suggest)
     return params, report
+
+
+def thresholds(pairs: list[Pair], scored: Scored) -> tuple[float, float]:
+    """The serving threshold and the (never higher) suggestion threshold for these scores."""
+    threshold = choose_threshold(pairs, scored)
+    return threshold, min(choose_threshold(pairs, scored, SUGGEST_PRECISION), threshold)
 
 
 def suggestions(pairs: list[Pair], scored: Scored, suggest: float, threshold: float) -> dict:

@@ -300,9 +300,7 @@ class Answerer:
     def _curated(self, ctx: Context) -> Answer | None:
         """A reviewed answer when the question's own words match one closely enough."""
         started = time.perf_counter()
-        self._check_store()
-        self.retriever.ensure_fresh()
-        self._load_curated()
+        self._load_servable()
         candidates = self.curated.candidates(
             self.embedder.embed_query(ctx.search_text),
             ctx.search_text,
@@ -328,6 +326,12 @@ class Answerer:
         self.memory.remember(ctx.chat_id, ctx.search_text)
         return self._curated_reply(ctx, match, score)
 
+    def _load_servable(self) -> None:
+        """The index as it is now, and the curated entries that may be served from it."""
+        self._check_store()
+        self.retriever.ensure_fresh()
+        self._load_curated()
+
     def _load_curated(self) -> None:
         """(Re)load the servable entries after a refresh, and every day (entries expire)."""
         key = (self.retriever.generation, date.today())
@@ -350,9 +354,7 @@ class Answerer:
             return None
         ctx = Context(question="", chat_id=chat_id, language=language)
         try:
-            self._check_store()
-            self.retriever.ensure_fresh()
-            self._load_curated()
+            self._load_servable()
         except (StoreUnavailable, IndexEmpty):
             return None
         entry = next((e for e in self.curated.entries if e.id == entry_id), None)
