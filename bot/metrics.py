@@ -1,8 +1,9 @@
 """Every answer logged as a decision, and the questions the bot could not answer.
 
 `answers` holds one row per answer without any user text: the decision (answered, refused
-with its status, curated with the entry), the language, the gate's confidence or the curated
-match score, the cited files and the latency. `gaps` holds the questions that were refused
+with its status, curated with the entry, and whether the user chose it from a suggestion), the
+reviewed answer suggested below the serving threshold, the language, the gate's confidence or
+the curated match score, the cited files and the latency. `gaps` holds the questions that were refused
 because the material had no answer, redacted (CPR, phone, e-mail and unknown names removed),
 so staff can see what is missing (`python -m bot report`). Both live in SQLite under DATA_DIR
 next to the feedback votes and are purged after the same retention period.
@@ -39,6 +40,8 @@ _ADDED_COLUMNS = {
     "curated_id": "TEXT NOT NULL DEFAULT ''",
     "score": "REAL NOT NULL DEFAULT 0",
     "cited_files": "TEXT NOT NULL DEFAULT ''",
+    "suggested_id": "TEXT NOT NULL DEFAULT ''",
+    "chosen": "INTEGER NOT NULL DEFAULT 0",
 }
 
 
@@ -68,7 +71,7 @@ class Metrics:
         with self._lock, sqlite3.connect(self.path, timeout=10) as db:
             db.execute(
                 "INSERT INTO answers (at, status, language, refused, total_ms, curated_id, score,"
-                " cited_files) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " cited_files, suggested_id, chosen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     now,
                     answer.status,
@@ -78,6 +81,8 @@ class Metrics:
                     answer.curated["id"] if answer.curated else "",
                     float(score),
                     ",".join(c.file for c in answer.citations),
+                    answer.suggestion["id"] if answer.suggestion else "",
+                    int(bool(answer.curated and answer.curated.get("chosen"))),
                 ),
             )
             if answer.status == "not_found" and redacted_question:
@@ -87,13 +92,14 @@ class Metrics:
                 )
 
     def decisions(self, days: int) -> list[dict]:
-        """The answers of the last `days` days: time, status, language, curated entry, score."""
+        """The answers of the last `days` days: time, status, language, curated entry, score,
+        the suggested entry, and whether a curated answer was chosen from a suggestion."""
         since = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
         with sqlite3.connect(self.path, timeout=10) as db:
             db.row_factory = sqlite3.Row
             rows = db.execute(
-                "SELECT at, status, language, refused, curated_id, score, cited_files, total_ms"
-                " FROM answers WHERE at >= ? ORDER BY at",
+                "SELECT at, status, language, refused, curated_id, score, cited_files, total_ms,"
+                " suggested_id, chosen FROM answers WHERE at >= ? ORDER BY at",
                 (since,),
             ).fetchall()
         return [dict(r) for r in rows]

@@ -5,7 +5,8 @@
 From the decision log and the gap store (`bot.metrics`), the votes (`bot.telegram.feedback`)
 and the curated answers in knowledge/svar/: questions per day; the share answered, refused and
 curated; the refused questions grouped by similarity (most frequent first); 👎 with reasons;
-hits per curated entry (entries nobody hit are listed); entries that need review. Every stored
+hits per curated entry (entries nobody hit are listed), how often each was suggested below its
+serving threshold and how often a user took the suggestion; entries that need review. Every stored
 question was redacted before it was stored; the report shows nothing else of the users.
 
 The HTML report is one self-contained file (the chart is an embedded PNG); `/rapport` sends the
@@ -43,13 +44,30 @@ class Report:
     refused_groups: list[dict] = field(default_factory=list)
     thumbs_down: list[dict] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)
-    curated_hits: dict[str, int] = field(default_factory=dict)
+    curated_hits: dict[str, int] = field(default_factory=dict)  # served, however reached
     curated_unused: list[str] = field(default_factory=list)
+    # Below the serving threshold an entry is offered as a button: how often, and how often a
+    # user pressed it. An entry whose suggestions are taken needs more question variants.
+    curated_suggested: dict[str, int] = field(default_factory=dict)
+    curated_chosen: dict[str, int] = field(default_factory=dict)
     needs_review: list[dict[str, str]] = field(default_factory=list)
 
     def share(self, key: str) -> float:
         total = self.totals.get("questions", 0)
         return round(self.totals.get(key, 0) / total, 3) if total else 0.0
+
+    def curated_rows(self) -> list[tuple[str, int, int, int]]:
+        """Per entry, most used first: served, of which chosen from a suggestion, suggested."""
+        rows = [
+            (entry, n, self.curated_chosen.get(entry, 0), self.curated_suggested.get(entry, 0))
+            for entry, n in self.curated_hits.items()
+        ]
+        return sorted(rows, key=lambda row: (-row[1], -row[3], row[0]))
+
+    def suggestions_taken(self) -> str:
+        shown = sum(self.curated_suggested.values())
+        taken = sum(self.curated_chosen.values())
+        return f"{taken} of {shown}" + (f" ({taken / shown:.0%})" if shown else "")
 
     def to_dict(self) -> dict:
         return {
@@ -62,6 +80,8 @@ class Report:
             "reasons": self.reasons,
             "curated_hits": self.curated_hits,
             "curated_unused": self.curated_unused,
+            "curated_suggested": self.curated_suggested,
+            "curated_chosen": self.curated_chosen,
             "needs_review": self.needs_review,
         }
 
@@ -111,6 +131,10 @@ def build_report(
 
     entries, failures = load_entries(settings.knowledge_dir)
     report.curated_hits = {e.id: hits.get(e.id, 0) for e in entries}
+    suggested = Counter(row["suggested_id"] for row in decisions if row["suggested_id"])
+    chosen = Counter(row["curated_id"] for row in decisions if row["chosen"])
+    report.curated_suggested = {e.id: suggested.get(e.id, 0) for e in entries}
+    report.curated_chosen = {e.id: chosen.get(e.id, 0) for e in entries}
     report.curated_unused = [e.id for e in entries if not hits.get(e.id)]
     states = source_states(settings, {s for e in entries for s in e.sources}, {}, set())
     for entry in entries:
@@ -200,6 +224,8 @@ def summary_text(report: Report, limit: int = 5) -> str:
         lines.append("👎 reasons: " + ", ".join(f"{k} {v}" for k, v in report.reasons.items()))
     if report.curated_unused:
         lines.append(f"Curated entries without hits: {len(report.curated_unused)}")
+    if any(report.curated_suggested.values()):
+        lines.append(f"Suggested reviewed answers taken: {report.suggestions_taken()}")
     if report.needs_review:
         lines.append(f"Curated entries needing review: {len(report.needs_review)}")
     return "\n".join(lines)
@@ -217,10 +243,12 @@ def render_text(report: Report) -> str:
         for day, c in report.per_day.items()
         if any(c.values())
     ]
-    lines.append("Curated answers, hits per entry:")
+    lines.append(
+        "Curated answers per entry (served / of which chosen from a suggestion / suggested):"
+    )
     lines += [
-        f"  {n:>4}  {entry}"
-        for entry, n in sorted(report.curated_hits.items(), key=lambda x: -x[1])
+        f"  {n:>4} {chosen:>4} {suggested:>4}  {entry}"
+        for entry, n, chosen, suggested in report.curated_rows()
     ]
     if report.thumbs_down:
         lines.append("👎 (newest first):")
@@ -266,9 +294,12 @@ def render_html(report: Report) -> str:
             [[v["at"][:10], v["reason"], v["status"], v["question"]] for v in report.thumbs_down],
         ),
         "<h2>Curated answers: hits per entry</h2>",
+        "<p>Below its serving threshold an entry is offered as a button. Suggestions taken: "
+        + e(report.suggestions_taken())
+        + ". An entry whose suggestions users often take may need more question variants.</p>",
         table(
-            ["entry", "hits"],
-            [[k, v] for k, v in sorted(report.curated_hits.items(), key=lambda x: -x[1])],
+            ["entry", "served", "of which chosen from a suggestion", "suggested"],
+            [list(row) for row in report.curated_rows()],
         ),
         "<p>Without hits: " + e(", ".join(report.curated_unused) or "none") + "</p>",
         "<h2>Curated answers needing review</h2>",

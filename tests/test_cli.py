@@ -112,6 +112,21 @@ def test_chat_resets_and_lists_sources(kb_settings):
     assert "Samtalen er nulstillet." in result.stdout
 
 
+def test_chat_offers_a_reviewed_answer_and_shows_it_on_ja(kb_settings):
+    # Short everyday wording: the answer offers the reviewed members entry; /ja shows it.
+    stdin = "Hvem sidder i rådet?\n/ja\n/ja\n/quit\n"
+    result = run_bot(["chat"], kb_settings, stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    offered, chosen, again = result.stdout.split("› ")[1:4]
+    assert "📌 Der er et godkendt svar på: «Hvem sidder i Rådet for Sociale Investeringer?»" in (
+        offered
+    )
+    assert "Svar på: Hvem sidder i Rådet for Sociale Investeringer?" in chosen
+    assert "Anne Thorø Nielsen" in chosen and "Kilder:" in chosen
+    # The offer is taken once; a second /ja says there is nothing on offer.
+    assert "Der er ikke noget foreslået svar lige nu." in again
+
+
 def test_eval_json_reports_metrics_per_language_and_persona(kb_settings, tmp_path):
     questions = tmp_path / "q.jsonl"
     questions.write_text(

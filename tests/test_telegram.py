@@ -550,6 +550,12 @@ async def test_a_reviewed_answer_close_below_the_threshold_is_offered_as_a_butto
     assert_cited_answer(reply, "Kilder:")
     await bot.tg.wait_until_async(lambda tg: tg.callback_answers, TIMEOUT)
     assert not bot.tg.errors
+    # The decision log counts both for the staff report: the suggestion and the choice.
+    metrics = bot.app.bot_data["metrics"]
+    await bot.tg.wait_until_async(lambda tg: len(metrics.decisions(1)) == 2, TIMEOUT)
+    offered, taken = metrics.decisions(1)
+    assert (offered["suggested_id"], offered["chosen"]) == ("medlemmer", 0)
+    assert (taken["curated_id"], taken["chosen"], taken["status"]) == ("medlemmer", 1, "curated")
 
 
 async def test_a_suggested_entry_that_is_no_longer_served_gets_a_polite_reply(
