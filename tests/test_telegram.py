@@ -453,6 +453,18 @@ async def test_html_rejected_by_telegram_is_resent_as_plain_text(bot: Bot) -> No
     assert "[1] " in parts[-1].text and len(parts[-1].callback_data) == 2
 
 
+async def test_a_fast_answer_still_shows_typing_first(bot: Bot) -> None:
+    await bot.answer(DA_QUESTION)  # the question's vector is cached: the next answer is fast
+    # Telegram is slow to take the typing action; the answer must not cut it off.
+    bot.tg.delay_next("sendChatAction", 0.5)
+    started = len(bot.tg.requests)
+    await bot.answer(DA_QUESTION)
+    calls = [r for r in bot.tg.requests[started:] if r.method in ("sendChatAction", "sendMessage")]
+    assert [r.method for r in calls][:2] == ["sendChatAction", "sendMessage"]
+    assert calls[0].status == 200 and not calls[0].client_gone
+    assert bot.tg.chat_actions(USER) == ["typing"] * 2
+
+
 # --- groups --------------------------------------------------------------------------------------
 
 

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 _CAPTION_LIMIT = 1000  # Telegram allows 1,024 characters in a photo caption
 _TYPING_EVERY = 4.0  # Telegram shows "typing…" for about five seconds per action.
+_TYPING_GRACE = 1.0  # seconds an answer waits for a "typing…" request still in flight
 _FEEDBACK_PREFIX = "fb"
 _REASON_PREFIX = "fr"
 _SUGGESTION_PREFIX = "sv"  # 'sv:<language>:<entry id>', within Telegram's 64 bytes
@@ -177,13 +178,18 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, te
         )
         return
     chat_id = str(update.effective_chat.id)
-    typing = asyncio.create_task(_keep_typing(context, update.effective_chat.id))
+    answered = asyncio.Event()
+    typing = asyncio.create_task(_keep_typing(context, update.effective_chat.id, answered))
     try:
         answer: Answer = await asyncio.to_thread(answerer.ask, text, chat_id)
     finally:
-        typing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await typing
+        answered.set()
+        # Let an action in flight finish (briefly), so "typing…" comes before the answer.
+        _, late = await asyncio.wait({typing}, timeout=_TYPING_GRACE)
+        for task in late:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     # The decision is logged without text; a question refused for lack of material is kept,
     # redacted, for the gap report (`python -m bot report`, /rapport).
     gap = await asyncio.to_thread(answerer.redact, text) if answer.status == "not_found" else None
@@ -250,14 +256,22 @@ async def on_suggestion(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     await send_answer(query.message, context, answer)
 
 
-async def _keep_typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:
-    """Refresh the typing indicator until cancelled."""
+async def _keep_typing(
+    context: ContextTypes.DEFAULT_TYPE, chat_id: int, answered: asyncio.Event
+) -> None:
+    """Show "typing…" and refresh it until the answer is ready.
+
+    The first action is always sent, and the one in flight is not cut off at once (a cancelled
+    request may or may not have reached Telegram), so even a fast answer shows "typing…" first.
+    """
     while True:
         try:
             await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
         except Exception as exc:  # a lost indicator must never cost the answer
             log.debug("telegram: chat action failed: %s", exc)
-        await asyncio.sleep(_TYPING_EVERY)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(answered.wait(), _TYPING_EVERY)
+            return
 
 
 async def on_feedback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
