@@ -3,9 +3,9 @@
 `answers` holds one row per answer without any user text: the decision (answered, refused
 with its status, curated with the entry, and whether the user chose it from a suggestion), the
 reviewed answer suggested below the serving threshold, the language, the gate's confidence or
-the curated match score, the cited files and the latency. `gaps` holds the questions that were refused
-because the material had no answer, redacted (CPR, phone, e-mail and unknown names removed),
-so staff can see what is missing (`python -m bot report`). Both live in SQLite under DATA_DIR
+the curated match score, the cited files and the latency. `gaps` holds the questions that were
+refused because the material had no answer, redacted (CPR, phone, e-mail and unknown names
+removed), so staff can see what is missing (`python -m bot report`). Both live in SQLite under DATA_DIR
 next to the feedback votes and are purged after the same retention period.
 """
 

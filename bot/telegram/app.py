@@ -186,10 +186,10 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, te
         answered.set()
         # Let an action in flight finish (briefly), so "typing…" comes before the answer.
         _, late = await asyncio.wait({typing}, timeout=_TYPING_GRACE)
-        for task in late:
-            task.cancel()
+        if late:
+            typing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await typing
     # The decision is logged without text; a question refused for lack of material is kept,
     # redacted, for the gap report (`python -m bot report`, /rapport).
     gap = await asyncio.to_thread(answerer.redact, text) if answer.status == "not_found" else None
