@@ -11,6 +11,9 @@ A curated file has YAML front matter and two sections:
     reviewed: 2026-12-01
     expires: 2027-12-01
     reviewer: Sekretariatet             # a role, not a person's name
+    not:                                # optional: nearby questions it does NOT answer
+      da: [Hvem sad i Rådet i 2019?, ...]
+      en: [Who chairs the council in Odense?, ...]
     source_hashes: {...}                # written by `python ingest.py --review FILE`
     ---
     ## Dansk
@@ -37,6 +40,7 @@ from typing import Any
 import yaml
 
 from bot.errors import LoaderError
+from bot.text import words
 
 FOLDER = "svar"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader when libyaml is there
@@ -64,10 +68,17 @@ class CuratedEntry:
     reviewer: str
     source_hashes: dict[str, str] = field(default_factory=dict)
     file_hash: str = ""
+    # Nearby questions the answer does not answer ("not" in the front matter): a question
+    # closer to one of these than to the variants falls through to the normal pipeline.
+    not_questions: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def variants(self) -> list[tuple[str, str]]:
         """(language, question) for every question variant."""
         return [(lang, q) for lang in LANGUAGES for q in self.questions.get(lang, ())]
+
+    def negatives(self) -> list[tuple[str, str]]:
+        """(language, question) for every question the entry does not answer."""
+        return [(lang, q) for lang in LANGUAGES for q in self.not_questions.get(lang, ())]
 
     def payload(self) -> str:
         """What the bot needs to serve the entry, as one JSON string (Chroma metadata)."""
@@ -127,6 +138,11 @@ def parse_entry(text: str, rel: str, known_files: set[str]) -> CuratedEntry:
     if not _ID.match(entry_id):
         raise LoaderError(f"{rel}: id {entry_id!r} must be lower-case letters, digits and dashes")
     questions = _questions(data.get("questions"), rel)
+    not_questions = _questions(data.get("not") or {}, rel, "not", required=False)
+    asked = {question_key(q) for qs in questions.values() for q in qs}
+    both = [q for qs in not_questions.values() for q in qs if question_key(q) in asked]
+    if both:
+        raise LoaderError(f"{rel}: {both[0]!r} is both a question variant and under not:")
     sources = _sources(data.get("sources"), rel, known_files)
     reviewed = _date(data, "reviewed", rel)
     expires = _date(data, "expires", rel)
@@ -150,23 +166,32 @@ def parse_entry(text: str, rel: str, known_files: set[str]) -> CuratedEntry:
         reviewer=reviewer.strip(),
         source_hashes={str(k): str(v) for k, v in hashes.items()},
         file_hash=hashlib.sha256(text.encode("utf-8")).hexdigest()[:16],
+        not_questions=not_questions,
     )
 
 
-def _questions(value: object, rel: str) -> dict[str, tuple[str, ...]]:
+def question_key(text: str) -> str:
+    """A question's words, lower-cased, without punctuation: "Hvem sidder i Rådet?" and
+    "hvem sidder i rådet" are the same question (a variant matched word for word)."""
+    return " ".join(words(text))
+
+
+def _questions(
+    value: object, rel: str, key: str = "questions", required: bool = True
+) -> dict[str, tuple[str, ...]]:
     if not isinstance(value, dict):
-        raise LoaderError(f"{rel}: questions must list variants under da: and en:")
+        raise LoaderError(f"{rel}: {key} must list questions under da: and en:")
     out: dict[str, tuple[str, ...]] = {}
     for lang in LANGUAGES:
         items = value.get(lang) or []
         if not isinstance(items, list) or not all(isinstance(q, str) and q.strip() for q in items):
-            raise LoaderError(f"{rel}: questions.{lang} must be a list of questions")
+            raise LoaderError(f"{rel}: {key}.{lang} must be a list of questions")
         out[lang] = tuple(q.strip() for q in items)
-        if not out[lang]:
-            raise LoaderError(f"{rel}: questions.{lang} needs at least one question variant")
+        if required and not out[lang]:
+            raise LoaderError(f"{rel}: {key}.{lang} needs at least one question variant")
     unknown = sorted(set(value) - set(LANGUAGES))
     if unknown:
-        raise LoaderError(f"{rel}: questions has unknown language(s) {', '.join(unknown)}")
+        raise LoaderError(f"{rel}: {key} has unknown language(s) {', '.join(unknown)}")
     return out
 
 

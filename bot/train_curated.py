@@ -55,6 +55,8 @@ class Pair:
     source: str  # which pair file
     candidates: list[str] = field(default_factory=list)  # entry ids
     features: np.ndarray | None = None  # one row per candidate
+    verbatim: str | None = None  # the entry with this very question as a variant
+    refused: frozenset[str] = frozenset()  # entries with this very question under `not:`
 
     def labels(self) -> np.ndarray:
         return np.array([c == self.label for c in self.candidates], dtype=int)
@@ -94,6 +96,8 @@ def featurise(answerer: Answerer, pairs: list[Pair]) -> None:
         if found:
             pair.candidates = [m.entry.id for m in found]
             pair.features = np.vstack([m.features for m in found])
+        exact, pair.refused = answerer.curated.verbatim(text)
+        pair.verbatim = exact.entry.id if exact else None
 
 
 def fit_model(pairs: list[Pair]) -> Logistic:
@@ -121,12 +125,19 @@ class Scored:
 
 
 def probabilities(model: Logistic, pairs: list[Pair]) -> Scored:
+    """As the bot decides: a variant word for word is served (1.0), an entry that lists the
+    question under `not:` never (0.0), else the model's most probable candidate."""
     scores, right = np.zeros(len(pairs)), np.zeros(len(pairs), dtype=bool)
     for i, p in enumerate(pairs):
+        if p.verbatim is not None:
+            scores[i], right[i] = 1.0, p.verbatim == p.label
+            continue
         if p.features is None:
             continue
         probs = model.probability(p.features)
         best = int(np.argmax(probs))
+        if p.candidates[best] in p.refused:
+            continue
         scores[i], right[i] = float(probs[best]), p.candidates[best] == p.label
     return Scored(scores, right)
 

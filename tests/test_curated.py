@@ -81,6 +81,11 @@ def ingest(settings, embedder, **options):
             ),
             "cites no source",
         ),
+        (
+            lambda t: t.replace("sources:", "not:\n  da:\n    - hvad er rådets vision\nsources:"),
+            "both a question variant and under not:",
+        ),
+        (lambda t: t.replace("sources:", "not: [en liste]\nsources:"), "not must list"),
     ],
 )
 def test_an_invalid_curated_file_is_refused_with_its_reason(change, reason) -> None:
@@ -96,6 +101,19 @@ def test_a_valid_curated_file_parses_into_both_languages() -> None:
     assert entry.questions["en"] == ("What is the Council's vision?",)
     assert "[1]" in entry.answers["da"] and "[1]" in entry.answers["en"]
     assert entry.expires == date(2027, 11, 1)
+    assert entry.not_questions == {"da": (), "en": ()}
+
+
+def test_questions_an_entry_does_not_answer_are_read_per_language() -> None:
+    text = ENTRY.format(expires="2027-11-01").replace(
+        "sources:",
+        "not:\n  da:\n    - Hvad er DSI's vision?\n  en:\n    - What is Odense's vision?\nsources:",
+    )
+    entry = parse_entry(text, "svar/vision.md", {"vision.md"})
+    assert entry.negatives() == [
+        ("da", "Hvad er DSI's vision?"),
+        ("en", "What is Odense's vision?"),
+    ]
 
 
 def test_one_broken_curated_file_fails_alone(small_kb: Path, tmp_path: Path, embedder) -> None:
@@ -313,6 +331,48 @@ def test_curated_answers_can_be_turned_off(served, embedder) -> None:
     assert off.ask(variant(settings.knowledge_dir, "da")).status != "curated"
     # A suggestion button sent before the switch serves nothing either.
     assert off.curated_by_id("vision", "da") is None
+
+
+# -- staff fix a wrong match by editing the entry's lists -----------------------------------
+
+
+def _add_to_list(path: Path, key: str, question: str) -> None:
+    """Add a Danish question under `questions:` or `not:` of a curated file, as staff would."""
+    import yaml
+
+    text = path.read_text(encoding="utf-8")
+    front, body = text.split("---\n", 2)[1:]
+    data = yaml.safe_load(front)
+    data.setdefault(key, {"da": [], "en": []})["da"].append(question)
+    dumped = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+    path.write_text(f"---\n{dumped}---\n{body}", encoding="utf-8")
+
+
+def test_a_question_added_as_a_variant_is_served_word_for_word(served, embedder) -> None:
+    settings, answerer, path = served
+    question = "Hvor skal vi hen, du?"
+    assert answerer.ask(question).status != "curated"
+    _add_to_list(path, "questions", question)
+    assert ingest(settings, embedder).exit_code == 0  # the sources are unchanged: no review
+    _fresh(answerer)
+    for asked in (question, "hvor skal vi hen du"):  # case and punctuation do not matter
+        answer = answerer.ask(asked)
+        assert answer.status == "curated" and answer.curated["id"] == "vision"
+        assert answer.curated["score"] == 1.0 and answer.text.startswith(f"Svar på: {question}")
+
+
+def test_a_question_listed_under_not_never_gets_that_entry(served, embedder) -> None:
+    settings, answerer, path = served
+    question = "Hvad er rådets vision egentlig?"
+    before = answerer.ask(question)
+    assert before.status == "curated" and before.curated["id"] == "vision"
+    _add_to_list(path, "not", question)
+    assert ingest(settings, embedder).exit_code == 0
+    _fresh(answerer)
+    after = answerer.ask(question)
+    assert after.status != "curated" and after.suggestion is None
+    # The entry's own variants are still served.
+    assert answerer.ask(variant(settings.knowledge_dir, "da")).status == "curated"
 
 
 # -- the command line ------------------------------------------------------------------------

@@ -311,9 +311,15 @@ class Answerer:
         ctx.timings["retrieve"] = (time.perf_counter() - started) * 1000
         if not candidates or self.curated_params is None:
             return None
+        exact, refused = self.curated.verbatim(ctx.search_text)
+        if exact is not None:  # one of the entry's own variants, word for word
+            self.memory.remember(ctx.chat_id, ctx.search_text)
+            return self._curated_reply(ctx, exact, 1.0)
         scores = self.curated_params.model.probability(np.vstack([c.features for c in candidates]))
         best = int(np.argmax(scores))
         match, score = candidates[best], float(scores[best])
+        if match.entry.id in refused:  # staff listed this very question under the entry's not:
+            return None
         if score < self.curated_params.threshold:
             if score >= self.curated_params.suggest:
                 ctx.suggestion = {

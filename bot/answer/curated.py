@@ -6,6 +6,10 @@ match features go through a fitted logistic model (`make train`, `bot.train_cura
 entry answers when its probability reaches the threshold chosen for a precision of at least
 0.98 on labelled pairs. Below it, the normal pipeline answers.
 
+A question that is, word for word, one of an entry's variants is that entry's (staff said so);
+one that is word for word under an entry's `not:` never gets that entry. This is how staff fix
+a question the matcher gets wrong, without a developer: add it to the right list.
+
 An entry may be served only while it is fresh: not expired today, and every source in the
 index exactly in the version it had when ingest last checked the entry's review
 (`bot.ingest.curated`). Anything else falls through to the normal pipeline.
@@ -26,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.answer.model import Logistic
+from bot.curated import question_key
 from bot.errors import ConfigError
 from bot.text import Vocabulary, content_terms
 
@@ -50,8 +55,12 @@ CURATED_FEATURES: tuple[str, ...] = (
     "rank",  # the entry's rank by similarity among all entries
     "terms",  # log(1 + number of the question's content terms)
     "english",  # the question is in English
+    "negative_margin",  # similarity minus the closest question the entry says it does not answer
+    "any_negative_margin",  # ... minus the closest such question of any entry
+    "vote",  # share of the ten questions (variants and `not:`) closest to it that are its variants
 )
 CANDIDATES = 3  # entries scored per question: the closest by variants, plus the closest answer
+_VOTERS = 10
 _NUMBER = re.compile(r"\d+")
 IDF = Callable[[str], float]
 
@@ -140,6 +149,9 @@ class CuratedIndex:
         self._questions = _Rows()
         self._answers = _Rows()
         self._sentences = _Rows()
+        self._negatives = _Rows()
+        self._verbatim: dict[str, tuple[int, str]] = {}  # question key -> entry, variant
+        self._refused: dict[str, set[int]] = {}
 
     def load(self, rows, index_hashes: dict[str, str], today: date, key: object) -> None:
         """Keep the entries that are fresh now; `rows` = (texts, vectors, metadatas)."""
@@ -152,8 +164,8 @@ class CuratedIndex:
                     entries[entry.id] = entry if entry.fresh(index_hashes, today) else None
         fresh = [e for e in entries.values() if e is not None]
         position = {e.id: n for n, e in enumerate(fresh)}
-        questions, answers, sentences = _Rows(), _Rows(), _Rows()
-        kinds = {"answer": answers, "sentence": sentences}
+        questions, answers, sentences, negatives = _Rows(), _Rows(), _Rows(), _Rows()
+        kinds = {"answer": answers, "sentence": sentences, "negative": negatives}
         for i, meta in enumerate(metas):
             if meta.get("entry") not in position:
                 continue
@@ -162,13 +174,30 @@ class CuratedIndex:
         with self._lock:
             self.entries = fresh
             self._questions, self._answers = questions.done(), answers.done()
-            self._sentences = sentences.done()
+            self._sentences, self._negatives = sentences.done(), negatives.done()
+            self._verbatim = {
+                question_key(t): (e, t)
+                for t, e in zip(questions.text, questions.entries, strict=True)
+            }
+            self._refused = {}
+            for text, e in zip(negatives.text, negatives.entries, strict=True):
+                self._refused.setdefault(question_key(text), set()).add(e)
             self.loaded_for = key
         log.info(
             "curated: %d entries served, %d waiting for review",
             len(fresh),
             len(entries) - len(fresh),
         )
+
+    def verbatim(self, text: str) -> tuple[Match | None, frozenset[str]]:
+        """The entry one of whose variants the question is word for word (or None), and the
+        ids of the entries that list it word for word under `not:`."""
+        key = question_key(text)
+        with self._lock:
+            entries, found = self.entries, self._verbatim.get(key)
+            refused = self._refused.get(key, set())
+        match = Match(entries[found[0]], found[1], 1.0, np.zeros(0)) if found is not None else None
+        return match, frozenset(entries[e].id for e in refused)
 
     def candidates(
         self,
@@ -181,7 +210,7 @@ class CuratedIndex:
         """The closest entries (by question variants, and the closest answer) with features."""
         with self._lock:
             entries, questions, answers = self.entries, self._questions, self._answers
-            sentences = self._sentences
+            sentences, negatives = self._sentences, self._negatives
         if not entries or not len(questions.matrix):
             return []
         unit = vector / (np.linalg.norm(vector) or 1.0)
@@ -191,6 +220,13 @@ class CuratedIndex:
         by_answer = _per_entry(answer_sims, answers.entry, len(entries))
         sentence_sims = sentences.matrix @ unit if len(sentences.matrix) else np.zeros(0)
         by_sentence = _per_entry(sentence_sims, sentences.entry, len(entries))
+        negative_sims = negatives.matrix @ unit if len(negatives.matrix) else np.zeros(0)
+        # An entry without `not:` questions has none to be near: its margin is its similarity.
+        by_negative = np.maximum(_per_entry(negative_sims, negatives.entry, len(entries)), 0.0)
+        any_negative = float(negative_sims.max()) if len(negative_sims) else 0.0
+        pooled = np.concatenate([sims, negative_sims])
+        owner = np.concatenate([questions.entry, np.full(len(negative_sims), -1)])
+        nearest = owner[np.argsort(-pooled, kind="stable")[:_VOTERS]]
         order = list(np.argsort(-by_entry, kind="stable"))
         picked = order[:CANDIDATES]
         closest_answer = int(np.argmax(by_answer))
@@ -230,6 +266,9 @@ class CuratedIndex:
                 "rank": float(order.index(e)),
                 "terms": math.log1p(len(terms)),
                 "english": float(language == "en"),
+                "negative_margin": float(own[0] - by_negative[e]),
+                "any_negative_margin": float(own[0] - any_negative),
+                "vote": float(np.mean(nearest == e)),
             }
             features = np.array([values[n] for n in CURATED_FEATURES], dtype=np.float64)
             out.append(Match(entry, questions.text[best_row], float(own[0]), features))
