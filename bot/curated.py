@@ -11,6 +11,8 @@ A curated file has YAML front matter and two sections:
     reviewed: 2026-12-01
     expires: 2027-12-01
     reviewer: Sekretariatet             # a role, not a person's name
+    declined:                           # optional: questions it meets with a reviewed refusal
+      da: [Hvad er rådets e-mail?, ...] # ("the material has no e-mail; ask here"), refused
     not:                                # optional: nearby questions it does NOT answer
       da: [Hvem sad i Rådet i 2019?, ...]
       en: [Who chairs the council in Odense?, ...]
@@ -71,10 +73,17 @@ class CuratedEntry:
     # Nearby questions the answer does not answer ("not" in the front matter): a question
     # closer to one of these than to the variants falls through to the normal pipeline.
     not_questions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Questions on the entry's topic that the material cannot answer ("declined" in the front
+    # matter): the answer says so and where to ask, and the reply counts as a refusal.
+    declined: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def variants(self) -> list[tuple[str, str]]:
         """(language, question) for every question variant."""
         return [(lang, q) for lang in LANGUAGES for q in self.questions.get(lang, ())]
+
+    def declined_variants(self) -> list[tuple[str, str]]:
+        """(language, question) for every question the answer declines (a reviewed refusal)."""
+        return [(lang, q) for lang in LANGUAGES for q in self.declined.get(lang, ())]
 
     def negatives(self) -> list[tuple[str, str]]:
         """(language, question) for every question the entry does not answer."""
@@ -87,6 +96,7 @@ class CuratedEntry:
                 "id": self.id,
                 "file": self.file,
                 "questions": {k: list(v) for k, v in self.questions.items()},
+                "declined": {k: list(v) for k, v in self.declined.items() if v},
                 "sources": list(self.sources),
                 "answers": self.answers,
                 "reviewed": self.reviewed.isoformat(),
@@ -138,11 +148,14 @@ def parse_entry(text: str, rel: str, known_files: set[str]) -> CuratedEntry:
     if not _ID.match(entry_id):
         raise LoaderError(f"{rel}: id {entry_id!r} must be lower-case letters, digits and dashes")
     questions = _questions(data.get("questions"), rel)
+    declined = _questions(data.get("declined") or {}, rel, "declined", required=False)
     not_questions = _questions(data.get("not") or {}, rel, "not", required=False)
-    asked = {question_key(q) for qs in questions.values() for q in qs}
-    both = [q for qs in not_questions.values() for q in qs if question_key(q) in asked]
-    if both:
-        raise LoaderError(f"{rel}: {both[0]!r} is both a question variant and under not:")
+    seen: dict[str, str] = {}
+    for key, lists in (("questions", questions), ("declined", declined), ("not", not_questions)):
+        for question in (q for qs in lists.values() for q in qs):
+            earlier = seen.setdefault(question_key(question), key)
+            if earlier != key:
+                raise LoaderError(f"{rel}: {question!r} is both under {earlier}: and {key}:")
     sources = _sources(data.get("sources"), rel, known_files)
     reviewed = _date(data, "reviewed", rel)
     expires = _date(data, "expires", rel)
@@ -167,6 +180,7 @@ def parse_entry(text: str, rel: str, known_files: set[str]) -> CuratedEntry:
         source_hashes={str(k): str(v) for k, v in hashes.items()},
         file_hash=hashlib.sha256(text.encode("utf-8")).hexdigest()[:16],
         not_questions=not_questions,
+        declined=declined,
     )
 
 

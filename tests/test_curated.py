@@ -83,7 +83,13 @@ def ingest(settings, embedder, **options):
         ),
         (
             lambda t: t.replace("sources:", "not:\n  da:\n    - hvad er rådets vision\nsources:"),
-            "both a question variant and under not:",
+            "is both under questions: and not:",
+        ),
+        (
+            lambda t: t.replace(
+                "sources:", "declined:\n  en:\n    - What is the Council's vision?\nsources:"
+            ),
+            "is both under questions: and declined:",
         ),
         (lambda t: t.replace("sources:", "not: [en liste]\nsources:"), "not must list"),
     ],
@@ -343,7 +349,7 @@ def _add_to_list(path: Path, key: str, question: str) -> None:
     text = path.read_text(encoding="utf-8")
     front, body = text.split("---\n", 2)[1:]
     data = yaml.safe_load(front)
-    data.setdefault(key, {"da": [], "en": []})["da"].append(question)
+    data.setdefault(key, {"da": [], "en": []}).setdefault("da", []).append(question)
     dumped = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
     path.write_text(f"---\n{dumped}---\n{body}", encoding="utf-8")
 
@@ -359,6 +365,24 @@ def test_a_question_added_as_a_variant_is_served_word_for_word(served, embedder)
         answer = answerer.ask(asked)
         assert answer.status == "curated" and answer.curated["id"] == "vision"
         assert answer.curated["score"] == 1.0 and answer.text.startswith(f"Svar på: {question}")
+
+
+def test_a_declined_question_gets_the_reviewed_refusal(served, embedder, tmp_path) -> None:
+    """A question on the entry's topic that the material cannot answer: the reviewed answer
+    says so and where to ask, and the reply counts as a refusal (`refused` in ask --json)."""
+    settings, answerer, path = served
+    question = "Hvad står der ordret i visionsdokumentet?"
+    _add_to_list(path, "declined", question)
+    assert ingest(settings, embedder).exit_code == 0
+    _fresh(answerer)
+    declined = answerer.ask(question)
+    assert declined.status == "curated" and declined.refused
+    assert declined.curated["id"] == "vision" and declined.citations
+    payload = declined.to_json()
+    assert payload["refused"] is True and payload["status"] == "curated"
+    # The entry's own questions are still answered, not refused.
+    answered = answerer.ask(variant(settings.knowledge_dir, "da"))
+    assert answered.status == "curated" and not answered.refused
 
 
 def test_a_question_listed_under_not_never_gets_that_entry(served, embedder) -> None:

@@ -411,6 +411,8 @@ class Answerer:
             language=language,
             text=text,
             citations=citations,
+            # A declined question ("the material has no e-mail; ask here") is a reviewed refusal.
+            refused=match.declined,
             status="curated",
             notice=ctx.notice,
             search_text=ctx.search_text,

@@ -137,6 +137,7 @@ class Match:
     variant: str  # the closest variant, in the question's language when there is one
     similarity: float
     features: np.ndarray
+    declined: bool = False  # that variant is one the answer declines: the reply is a refusal
 
 
 class CuratedIndex:
@@ -150,7 +151,8 @@ class CuratedIndex:
         self._answers = _Rows()
         self._sentences = _Rows()
         self._negatives = _Rows()
-        self._verbatim: dict[str, tuple[int, str]] = {}  # question key -> entry, variant
+        # question key -> (entry, variant, declined)
+        self._verbatim: dict[str, tuple[int, str, bool]] = {}
         self._refused: dict[str, set[int]] = {}
 
     def load(self, rows, index_hashes: dict[str, str], today: date, key: object) -> None:
@@ -169,15 +171,24 @@ class CuratedIndex:
         for i, meta in enumerate(metas):
             if meta.get("entry") not in position:
                 continue
-            rows_for = kinds.get(meta.get("kind", ""), questions)
-            rows_for.add(vectors[i], position[meta["entry"]], meta.get("language", "da"), texts[i])
+            kind = meta.get("kind", "")
+            rows_for = kinds.get(kind, questions)
+            rows_for.add(
+                vectors[i],
+                position[meta["entry"]],
+                meta.get("language", "da"),
+                texts[i],
+                kind == "declined",
+            )
         with self._lock:
             self.entries = fresh
             self._questions, self._answers = questions.done(), answers.done()
             self._sentences, self._negatives = sentences.done(), negatives.done()
             self._verbatim = {
-                question_key(t): (e, t)
-                for t, e in zip(questions.text, questions.entries, strict=True)
+                question_key(t): (e, t, d)
+                for t, e, d in zip(
+                    questions.text, questions.entries, questions.declined, strict=True
+                )
             }
             self._refused = {}
             for text, e in zip(negatives.text, negatives.entries, strict=True):
@@ -196,7 +207,9 @@ class CuratedIndex:
         with self._lock:
             entries, found = self.entries, self._verbatim.get(key)
             refused = self._refused.get(key, set())
-        match = Match(entries[found[0]], found[1], 1.0, np.zeros(0)) if found is not None else None
+        match = None
+        if found is not None:
+            match = Match(entries[found[0]], found[1], 1.0, np.zeros(0), declined=found[2])
         return match, frozenset(entries[e].id for e in refused)
 
     def candidates(
@@ -271,7 +284,15 @@ class CuratedIndex:
                 "vote": float(np.mean(nearest == e)),
             }
             features = np.array([values[n] for n in CURATED_FEATURES], dtype=np.float64)
-            out.append(Match(entry, questions.text[best_row], float(own[0]), features))
+            out.append(
+                Match(
+                    entry,
+                    questions.text[best_row],
+                    float(own[0]),
+                    features,
+                    declined=questions.declined[best_row],
+                )
+            )
         return out
 
 
@@ -283,14 +304,18 @@ class _Rows:
         self.entries: list[int] = []
         self.language: list[str] = []
         self.text: list[str] = []
+        self.declined: list[bool] = []
         self.matrix = np.zeros((0, 0), dtype=np.float32)
         self.entry = np.zeros(0, dtype=np.int64)
 
-    def add(self, vector: np.ndarray, entry: int, language: str, text: str) -> None:
+    def add(
+        self, vector: np.ndarray, entry: int, language: str, text: str, declined: bool = False
+    ) -> None:
         self.vectors.append(vector)
         self.entries.append(entry)
         self.language.append(language)
         self.text.append(text)
+        self.declined.append(declined)
 
     def done(self) -> _Rows:
         if self.vectors:
@@ -332,7 +357,8 @@ def _entry(meta: dict) -> Entry | None:
     except (KeyError, json.JSONDecodeError):
         log.warning("curated: a stored entry has no readable payload; run `python ingest.py`")
         return None
-    variants = " ".join(q for qs in data["questions"].values() for q in qs)
+    asked = [*data["questions"].values(), *data.get("declined", {}).values()]
+    variants = " ".join(q for qs in asked for q in qs)
     answers = " ".join(data["answers"].values())
     return Entry(
         id=data["id"],

@@ -181,6 +181,7 @@ def sync(
         # One row per question variant (embedded as a query) and one per answer language
         # (embedded as a passage): the matcher compares a question with both.
         pieces = [("question", lang, q) for lang, q in entry.variants()]
+        pieces += [("declined", lang, q) for lang, q in entry.declined_variants()]
         pieces += [("negative", lang, q) for lang, q in entry.negatives()]
         pieces += [("answer", lang, _plain(entry.answers[lang])) for lang in sorted(entry.answers)]
         pieces += [
@@ -247,7 +248,7 @@ def _embed(embedder: Embedder, texts: list[str], metas: list[dict]) -> np.ndarra
     """Question variants (and the questions an entry does not answer) as queries, answers as
     passages (the e5 convention)."""
     vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
-    asked = ("question", "negative")
+    asked = ("question", "declined", "negative")
     answers = [i for i, m in enumerate(metas) if m["kind"] not in asked]
     for i, meta in enumerate(metas):
         if meta["kind"] in asked:
