@@ -38,7 +38,11 @@ log = logging.getLogger(__name__)
 
 PAIRS_DIR = Path(__file__).resolve().parent.parent / "eval" / "curated"
 FIGURE = PAIRS_DIR.parent / "curated_threshold.png"
-TARGET_PRECISION = 0.98
+# The goal is a precision of at least 0.98 on questions the matcher never saw. One wrong answer
+# in a hundred served moves precision by 0.01, so the threshold is set for 0.99 out of fold:
+# with 0.98, pairs-b held out came to 0.968 (3 of 95 wrong), with 0.99 to 0.988.
+GOAL_PRECISION = 0.98
+TARGET_PRECISION = 0.99
 # A suggestion (a button under the normal answer) may be wrong now and then: it costs a glance.
 SUGGEST_PRECISION = 0.80
 FOLDS = 5
@@ -221,9 +225,19 @@ def train(settings: Settings, folder: Path = PAIRS_DIR) -> tuple[CuratedParams, 
 
 
 def thresholds(pairs: list[Pair], scored: Scored) -> tuple[float, float]:
-    """The serving threshold and the (never higher) suggestion threshold for these scores."""
+    """The serving threshold and the (never higher) suggestion threshold for these scores.
+
+    Suggestions are shown between the two: the lowest suggestion threshold at which the
+    suggestions themselves (not the served answers above them) are right SUGGEST_PRECISION of
+    the time.
+    """
     threshold = choose_threshold(pairs, scored)
-    return threshold, min(choose_threshold(pairs, scored, SUGGEST_PRECISION), threshold)
+    below = scored.scores < threshold
+    for suggest in np.unique(np.round(scored.scores[below], 6)):
+        shown = below & (scored.scores >= suggest)
+        if scored.right[shown].mean() >= SUGGEST_PRECISION:
+            return threshold, float(suggest)
+    return threshold, threshold
 
 
 def suggestions(pairs: list[Pair], scored: Scored, suggest: float, threshold: float) -> dict:
@@ -254,7 +268,7 @@ def plot(report: dict, path: Path = FIGURE) -> None:
         ax.plot(
             xs, [p["recall"] for p in points], linestyle="--", label=f"recall ({name} held out)"
         )
-    ax.axhline(TARGET_PRECISION, color="grey", linewidth=0.8)
+    ax.axhline(GOAL_PRECISION, color="grey", linewidth=0.8)
     ax.axvline(report["out_of_fold"]["threshold"], color="black", linewidth=0.8)
     ax.set_xlabel("threshold on p(right entry)")
     ax.set_ylim(0, 1.02)

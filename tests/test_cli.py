@@ -114,7 +114,7 @@ def test_chat_resets_and_lists_sources(kb_settings):
 
 def test_chat_offers_a_reviewed_answer_and_shows_it_on_ja(kb_settings):
     # Short everyday wording: the answer offers the reviewed members entry; /ja shows it.
-    stdin = "Hvem sidder i rådet?\n/ja\n/ja\n/quit\n"
+    stdin = "Hvem er i rådet nu?\n/ja\n/ja\n/quit\n"
     result = run_bot(["chat"], kb_settings, stdin=stdin)
     assert result.returncode == 0, result.stderr
     offered, chosen, again = result.stdout.split("› ")[1:4]

@@ -544,7 +544,7 @@ async def test_a_reviewed_answer_close_below_the_threshold_is_offered_as_a_butto
     seen = spy_answers(monkeypatch, bot.answerer)
     # Short everyday wording: the matcher is not sure enough to answer with the reviewed answer
     # itself, so the normal answer comes with the reviewed one as a suggestion.
-    parts = await bot.answer("Hvem sidder i rådet?")
+    parts = await bot.answer("Hvem er i rådet nu?")
     [answer] = seen
     assert answer.status == "answered" and answer.suggestion["id"] == "medlemmer"
     last = parts[-1]
@@ -573,7 +573,7 @@ async def test_a_reviewed_answer_close_below_the_threshold_is_offered_as_a_butto
 async def test_a_suggested_entry_that_is_no_longer_served_gets_a_polite_reply(
     bot: Bot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    parts = await bot.answer("Hvem sidder i rådet?")
+    parts = await bot.answer("Hvem er i rådet nu?")
     last = parts[-1]
     # The entry stops being servable (say a source changed) after it was suggested.
     monkeypatch.setattr(bot.answerer, "curated_by_id", lambda *args: None)
