@@ -233,18 +233,17 @@ def test_the_settings_carry_to_the_team_dev_set(answerer):
 @pytest.mark.parametrize(
     ("question", "names"),
     [
+        # Answered by the curated "medinvestorer" entry (issue 11).
+        ("Hvilke fonde samarbejder Rådet med?", ["Bikubenfonden", "Lauritzen Fonden"]),
+        # The curated "investeringer" entry scores just below the threshold (set for precision
+        # 0.99) and is only suggested; the extractive answer does not list them all.
         pytest.param(
-            "Hvilke fonde samarbejder Rådet med?",
-            ["Bikubenfonden", "Lauritzen Fonden"],
+            "Which investments has the Council made?",
+            ["Housing First", "Lær for Livet", "UngiFokus"],
             marks=pytest.mark.xfail(
                 reason="known answer-quality gap, tracked in issue 10 (see the README figures)",
                 strict=True,
             ),
-        ),
-        # A broad question: answered by the curated "investeringer" entry (issue 11).
-        (
-            "Which investments has the Council made?",
-            ["Housing First", "Lær for Livet", "UngiFokus"],
         ),
     ],
 )
