@@ -140,6 +140,22 @@ def test_one_broken_curated_file_fails_alone(small_kb: Path, tmp_path: Path, emb
     assert sorted(report.added) == ["projekt-ungifokus.md", "raadet-forside-2024.txt", "vision.md"]
 
 
+def test_a_question_two_entries_claim_fails_the_second_file(small_kb: Path, tmp_path) -> None:
+    """A variant is served word for word, so it may belong to one entry only."""
+    from bot.ingest.curated import load_entries
+
+    write_entry(small_kb, ENTRY.format(expires="2099-01-01"))
+    other = ENTRY.format(expires="2099-01-01").replace("id: vision", "id: vision-to")
+    write_entry(small_kb, other.replace("Hvad er Rådets vision?", "hvad er rådets vision"), "x.md")
+    entries, failures = load_entries(small_kb)
+    assert [e.id for e in entries] == ["vision"]
+    [failure] = failures
+    assert (
+        failure["document"] == "svar/x.md"
+        and "already a question of svar/vision.md" in (failure["reason"])
+    )
+
+
 # -- review and staleness (real shipped entries over a copy of their sources) -----------------
 
 ENTRIES = ("vision", "social-investering", "hvad-er-raadet", "kommissorium")

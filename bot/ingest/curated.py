@@ -26,6 +26,7 @@ from bot.curated import (
     is_curated_path,
     parse_entry,
     problems,
+    question_key,
     reviewed_text,
 )
 from bot.embedding import Embedder
@@ -52,6 +53,7 @@ def load_entries(knowledge_dir: Path) -> tuple[list[CuratedEntry], list[dict[str
     """Every valid curated entry, and a failure (file, reason) for each invalid one."""
     known = known_files(knowledge_dir)
     entries, failures, seen = [], [], {}
+    asks: dict[str, str] = {}  # question key -> the file that asks it
     for path in entry_files(knowledge_dir):
         rel = path.relative_to(knowledge_dir).as_posix()
         try:
@@ -68,6 +70,14 @@ def load_entries(knowledge_dir: Path) -> tuple[list[CuratedEntry], list[dict[str
                 }
             )
             continue
+        # A question served word for word must belong to one entry only.
+        asked = {question_key(q): q for _, q in entry.variants() + entry.declined_variants()}
+        clash = next((key for key in asked if key in asks), None)
+        if clash is not None:
+            reason = f"{rel}: {asked[clash]!r} is already a question of {asks[clash]}"
+            failures.append({"document": rel, "reason": reason})
+            continue
+        asks.update(dict.fromkeys(asked, rel))
         seen[entry.id] = rel
         entries.append(entry)
     return entries, failures
