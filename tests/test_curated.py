@@ -401,6 +401,14 @@ def test_a_declined_question_gets_the_reviewed_refusal(served, embedder, tmp_pat
     assert answered.status == "curated" and not answered.refused
 
 
+def test_a_keyword_variant_is_answered_under_a_variant_written_as_a_question(served) -> None:
+    _, answerer, _ = served
+    answer = answerer.ask("rådets vision")  # a variant of the vision entry, word for word
+    assert answer.status == "curated" and answer.curated["id"] == "vision"
+    heading = answer.text.splitlines()[0]
+    assert heading.startswith("Svar på: ") and heading.endswith("?"), heading
+
+
 def test_a_question_listed_under_not_never_gets_that_entry(served, embedder) -> None:
     settings, answerer, path = served
     question = "Hvad er rådets vision egentlig?"

@@ -184,11 +184,17 @@ class CuratedIndex:
             self.entries = fresh
             self._questions, self._answers = questions.done(), answers.done()
             self._sentences, self._negatives = sentences.done(), negatives.done()
-            self._verbatim = {
-                question_key(t): (e, t, d)
-                for t, e, d in zip(
-                    questions.text, questions.entries, questions.declined, strict=True
+            rows = list(
+                zip(
+                    questions.text,
+                    questions.entries,
+                    questions.declined,
+                    questions.language,
+                    strict=True,
                 )
+            )
+            self._verbatim = {
+                question_key(t): (e, _as_question(t, e, d, lang, rows), d) for t, e, d, lang in rows
             }
             self._refused = {}
             for text, e in zip(negatives.text, negatives.entries, strict=True):
@@ -254,6 +260,14 @@ class CuratedIndex:
             own = np.sort(sims[mine])[::-1]
             same = [i for i in mine if questions.language[i] == language]
             best_row = max(same or list(mine), key=lambda i: sims[i])
+            # "Svar på: …" shows the closest variant written as a question, not a keyword one.
+            shown = [
+                i
+                for i in (same or list(mine))
+                if questions.declined[i] == questions.declined[best_row]
+                and questions.text[i].rstrip().endswith("?")
+            ]
+            shown_row = max(shown, key=lambda i: sims[i]) if shown else best_row
             others = np.delete(by_entry, e)
             other_answers = np.delete(by_answer, e)
             other_sentences = np.delete(by_sentence, e)
@@ -287,7 +301,7 @@ class CuratedIndex:
             out.append(
                 Match(
                     entry,
-                    questions.text[best_row],
+                    questions.text[shown_row],
                     float(own[0]),
                     features,
                     declined=questions.declined[best_row],
@@ -325,6 +339,21 @@ class _Rows:
         self.entry = np.array(self.entries, dtype=np.int64)
         self.vectors = []
         return self
+
+
+def _as_question(text: str, entry: int, declined: bool, language: str, rows: list) -> str:
+    """A keyword variant ("rådets mail") shown as the entry's first variant in the same list and
+    language that is written as a question; a variant that is a question is shown as it is."""
+    if text.rstrip().endswith("?"):
+        return text
+    return next(
+        (
+            t
+            for t, e, d, lang in rows
+            if (e, d, lang) == (entry, declined, language) and t.rstrip().endswith("?")
+        ),
+        text,
+    )
 
 
 def _per_entry(sims: np.ndarray, entry: np.ndarray, n: int) -> np.ndarray:
