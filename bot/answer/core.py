@@ -301,6 +301,13 @@ class Answerer:
         """A reviewed answer when the question's own words match one closely enough."""
         started = time.perf_counter()
         self._load_servable()
+        if self.curated_params is None:
+            return None
+        exact, refused = self.curated.verbatim(ctx.search_text)
+        if exact is not None:  # one of the entry's own variants, word for word: no embedding
+            ctx.timings["retrieve"] = (time.perf_counter() - started) * 1000
+            self.memory.remember(ctx.chat_id, ctx.search_text)
+            return self._curated_reply(ctx, exact, 1.0)
         candidates = self.curated.candidates(
             self.embedder.embed_query(ctx.search_text),
             ctx.search_text,
@@ -309,12 +316,8 @@ class Answerer:
             self.retriever.vocabulary,
         )
         ctx.timings["retrieve"] = (time.perf_counter() - started) * 1000
-        if not candidates or self.curated_params is None:
+        if not candidates:
             return None
-        exact, refused = self.curated.verbatim(ctx.search_text)
-        if exact is not None:  # one of the entry's own variants, word for word
-            self.memory.remember(ctx.chat_id, ctx.search_text)
-            return self._curated_reply(ctx, exact, 1.0)
         scores = self.curated_params.model.probability(np.vstack([c.features for c in candidates]))
         best = int(np.argmax(scores))
         match, score = candidates[best], float(scores[best])

@@ -193,8 +193,19 @@ class CuratedIndex:
                     strict=True,
                 )
             )
+            # A keyword variant ("rådets mail") is shown as the first variant of its entry, list
+            # and language that is written as a question.
+            first_question: dict[tuple[int, bool, str], str] = {}
+            for t, e, d, lang in rows:
+                if _is_question(t):
+                    first_question.setdefault((e, d, lang), t)
             self._verbatim = {
-                question_key(t): (e, _as_question(t, e, d, lang, rows), d) for t, e, d, lang in rows
+                question_key(t): (
+                    e,
+                    t if _is_question(t) else first_question.get((e, d, lang), t),
+                    d,
+                )
+                for t, e, d, lang in rows
             }
             self._refused = {}
             for text, e in zip(negatives.text, negatives.entries, strict=True):
@@ -265,7 +276,7 @@ class CuratedIndex:
                 i
                 for i in (same or list(mine))
                 if questions.declined[i] == questions.declined[best_row]
-                and questions.text[i].rstrip().endswith("?")
+                and _is_question(questions.text[i])
             ]
             shown_row = max(shown, key=lambda i: sims[i]) if shown else best_row
             others = np.delete(by_entry, e)
@@ -341,19 +352,9 @@ class _Rows:
         return self
 
 
-def _as_question(text: str, entry: int, declined: bool, language: str, rows: list) -> str:
-    """A keyword variant ("rådets mail") shown as the entry's first variant in the same list and
-    language that is written as a question; a variant that is a question is shown as it is."""
-    if text.rstrip().endswith("?"):
-        return text
-    return next(
-        (
-            t
-            for t, e, d, lang in rows
-            if (e, d, lang) == (entry, declined, language) and t.rstrip().endswith("?")
-        ),
-        text,
-    )
+def _is_question(text: str) -> bool:
+    """Whether a variant is written as a question (shown in "Svar på: …"), not as keywords."""
+    return text.rstrip().endswith("?")
 
 
 def _per_entry(sims: np.ndarray, entry: np.ndarray, n: int) -> np.ndarray:
