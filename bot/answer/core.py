@@ -299,10 +299,10 @@ class Answerer:
 
     def _curated(self, ctx: Context) -> Answer | None:
         """A reviewed answer when the question's own words match one closely enough."""
-        started = time.perf_counter()
-        self._load_servable()
         if self.curated_params is None:
             return None
+        started = time.perf_counter()
+        self._load_servable()
         exact, refused = self.curated.verbatim(ctx.search_text)
         if exact is not None:  # one of the entry's own variants, word for word: no embedding
             ctx.timings["retrieve"] = (time.perf_counter() - started) * 1000
