@@ -13,9 +13,9 @@ ENV PYTHONUNBUFFERED=1 \
     KNOWLEDGE_DIR=/app/knowledge
 
 WORKDIR /app
-COPY pyproject.toml README.md ingest.py ./
+COPY pyproject.toml constraints.txt README.md ingest.py ./
 COPY bot ./bot
-RUN pip install --no-cache-dir . && useradd --create-home --uid 10001 raadet && mkdir /data \
+RUN pip install --no-cache-dir -c constraints.txt . && useradd --create-home --uid 10001 raadet && mkdir /data \
     && chown raadet /data
 COPY knowledge ./knowledge
 

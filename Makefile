@@ -14,11 +14,11 @@ export OMP_WAIT_POLICY := passive
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch==2.13.0 (CPU) is pinned in the sentence-transformers extra; pip takes it from local disk.
-	$(BIN)/python -m pip install --quiet -e ".[dev,sentence-transformers]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,sentence-transformers]"
 	touch $(STAMP)
 
 index: setup
