@@ -82,13 +82,9 @@ def test_conflicting_sources_are_shown_with_both_dates_newest_first(answerer):
         "Hvad bliver vejret i Aarhus i morgen?",
         "What's the weather like in Copenhagen this weekend?",
         "Hvad konkluderede Rådets årsrapport for 2022?",
-        pytest.param(
-            "Hvad har Anne Thorø Nielsen af uddannelse?",
-            marks=pytest.mark.xfail(
-                reason="known answer-quality gap, tracked in issue 10 (see the README figures)",
-                strict=True,
-            ),
-        ),
+        # A real member's name with a fact the material does not hold (refused since the
+        # gate was fitted on the 1,934-question bank).
+        "Hvad har Anne Thorø Nielsen af uddannelse?",
     ],
 )
 def test_questions_the_material_cannot_answer_are_refused_with_pointers(

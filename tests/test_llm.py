@@ -110,4 +110,8 @@ def test_condensing_failure_falls_back_to_rule_based_expansion(server, llm_answe
     server.script(Reply(status=500), Reply(status=500))
     llm_answerer.ask("Hvor mange unge skal ud af hjemløshed?", chat_id="c2", use_llm=False)
     answer = llm_answerer.ask("og diabetes?", chat_id="c2")
-    assert "300" in answer.text and not answer.generated
+    # The LLM failed twice (condensing and writing): the extractive answer still comes, from
+    # the follow-up searched with the previous question's words. Which diabetes unit comes
+    # first is the ranker's business, measured on the bank's follow-ups (README).
+    assert not answer.generated and not answer.refused
+    assert "diabetes" in answer.text.lower()

@@ -14,10 +14,10 @@ import pytest
 from bot.answer.model import PARAMS_FILE, Params
 from bot.train import train
 
-# Out-of-fold on the 1,314-question bank with the chosen fusion, measured 2026-12-03 (README:
-# facts 0.534, refusals 0.625, false refusals 0.045); floors a little below, so that a change
+# Out-of-fold on the 1,934-question bank with the chosen fusion, measured 2026-12-03 (README:
+# facts 0.533, refusals 0.676, false refusals 0.043); floors a little below, so that a change
 # that makes answers worse on unseen questions fails.
-FLOORS = {"facts": 0.50, "refusals": 0.58}
+FLOORS = {"facts": 0.50, "refusals": 0.62}
 CEILINGS = {"false_refusals": 0.06, "words": 60.0}
 
 
