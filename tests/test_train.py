@@ -89,14 +89,14 @@ def test_curated_matching_is_precise_on_pairs_it_was_not_fitted_on(curated_train
     """Each pair file scored by a matcher fitted on the other; and out-of-fold on both."""
     _, report = curated_trained
     assert report["entries_served"] == 20
-    # Measured: precision 1.00 / 0.99, recall 0.46 / 0.63 held out; 0.99 / 0.51 out of fold.
+    # Measured: precision 1.00 / 0.99, recall 0.46 / 0.64 held out; 0.99 / 0.52 out of fold.
     for held_out in report["held_out"].values():
         assert held_out["precision"] >= 0.97 and held_out["recall"] >= 0.4, held_out
     assert report["out_of_fold"]["precision"] >= 0.98, report["out_of_fold"]
     assert report["out_of_fold"]["recall"] >= 0.45, report["out_of_fold"]
     # Below the threshold the entry is offered as a button; held out, a suggestion is the right
-    # entry 0.95 / 0.75 of the time, and the right entry reaches (answer or suggestion) about
-    # three in four questions that have one (0.74 / 0.79).
+    # entry 0.90 / 0.73 of the time, and the right entry reaches (answer or suggestion) about
+    # three in four questions that have one (0.79 / 0.76).
     for held_out in report["held_out"].values():
         suggestions = held_out["suggestions"]
         assert suggestions["precision"] >= 0.7 and suggestions["reach"] >= 0.7, suggestions
