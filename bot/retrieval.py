@@ -173,6 +173,11 @@ class HybridRetriever:
         sims = matrix @ (vector / (np.linalg.norm(vector) or 1.0))
         return list(zip(texts, (float(x) for x in sims), strict=True))
 
+    def similarities(self, vectors: np.ndarray) -> np.ndarray:
+        """Dot products of unit-length question vectors with every unit (rows: questions)."""
+        self.ensure_fresh()
+        return vectors @ self._matrix.T
+
     def unit_terms(self, chunk_id: str, text: str) -> frozenset[str]:
         """Index terms of one chunk's own text (cached per chunk)."""
         cached = self._terms.get(chunk_id)
@@ -221,13 +226,17 @@ class HybridRetriever:
         query: Query,
         size: int = 24,
         fusion: tuple[str, float] = ("cc", 0.5),
+        shift: np.ndarray | None = None,
     ) -> list[Passage]:
         """Candidate units for the ranker, best fused first, each with its retrieval signals.
 
         Every unit is scored against the question (one product with the stored vectors), so
-        ranks and a unit's neighbours all have a similarity. The pool
-        is the best `size` by fused score plus the best `size` // 2 by each list alone. `fusion` is ("cc", weight of dense) for a convex combination of
-        min-max normalised scores, or ("rrf", weight of dense) for reciprocal-rank fusion.
+        ranks and a unit's neighbours all have a similarity. The pool is the best `size` by
+        fused score plus the best `size` // 2 by each list alone. `fusion` is ("cc", weight of
+        dense) for a convex combination of min-max normalised scores, or ("rrf", weight of
+        dense) for reciprocal-rank fusion.
+        `shift` is subtracted from the question's unit vector before it is compared with the
+        units (`Params.language_shift`); `query.vector` keeps the question's own embedding.
         """
         self.ensure_fresh()
         with self._lock:
@@ -236,6 +245,9 @@ class HybridRetriever:
         n = len(chunks)
         vector = self.embedder.embed_query(query.embed_text or query.text)
         query.vector = vector
+        vector = vector / (np.linalg.norm(vector) or 1.0)
+        if shift is not None:
+            vector = vector - shift
         sims = matrix @ (vector / (np.linalg.norm(vector) or 1.0))
         lexical = _bm25_scores(bm25, query)
         lexical = np.zeros(n, dtype=np.float32) if lexical is None else np.maximum(lexical, 0)

@@ -289,8 +289,9 @@ class Answerer:
                 ctx.query = Query.from_text(condensed, "", self.retriever.vocabulary, ctx.language)
             except LLMError as exc:
                 log.info("llm: condensing failed (%s); using the rule-based expansion", exc)
+        shift = self.params.language_shift if ctx.language == "en" else None
         ctx.passages = self.retriever.pool(
-            ctx.query, size=self.params.pool_size, fusion=self.params.fusion
+            ctx.query, size=self.params.pool_size, fusion=self.params.fusion, shift=shift
         )
         self.memory.remember(ctx.chat_id, ctx.query.text)
         ctx.timings["retrieve"] = (time.perf_counter() - started) * 1000

@@ -81,6 +81,9 @@ class Params:
     list_trim: tuple[float, int] = (0.0, 0)  # a whole list's items quoted: (share, at most)
     fusion: tuple[str, float] = ("cc", 0.5)
     pool_size: int = 24
+    # Subtracted from an English question's vector before dense retrieval: the mean English
+    # question minus the mean Danish one, scaled (see `bot.train.fit_language_shift`).
+    language_shift: np.ndarray | None = field(default=None, compare=False)
     report: dict = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict:
@@ -95,6 +98,9 @@ class Params:
             "list_trim": {"share": self.list_trim[0], "max_items": self.list_trim[1]},
             "fusion": {"method": self.fusion[0], "dense_weight": self.fusion[1]},
             "pool_size": self.pool_size,
+            "language_shift": (
+                _rounded(self.language_shift) if self.language_shift is not None else None
+            ),
             "report": self.report,
         }
 
@@ -117,6 +123,11 @@ class Params:
             list_trim=(float(data["list_trim"]["share"]), int(data["list_trim"]["max_items"])),
             fusion=(data["fusion"]["method"], float(data["fusion"]["dense_weight"])),
             pool_size=int(data["pool_size"]),
+            language_shift=(
+                np.asarray(data["language_shift"], dtype=np.float32)
+                if data.get("language_shift")
+                else None
+            ),
             report=data.get("report", {}),
         )
 
