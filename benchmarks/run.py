@@ -128,6 +128,7 @@ def compare_baseline(answerer, items: list[dict]) -> list[tuple[str, ...]]:
     from llama_index.core import VectorStoreIndex
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
+    from bot.language import detect
     from bot.llama_adapter import LlamaIndexEmbedding
     from bot.retrieval import Query
 
@@ -150,10 +151,12 @@ def compare_baseline(answerer, items: list[dict]) -> list[tuple[str, ...]]:
         base_hits.append(hit([n.node.metadata.get("file", "") for n in nodes], item))
 
         started = time.perf_counter()
+        english = detect(item["question"]) == "en"
         passages = answerer.retriever.pool(
             Query.from_text(item["question"], "", answerer.retriever.vocabulary),
             size=answerer.params.pool_size,
             fusion=answerer.params.fusion,
+            shift=answerer.params.language_shift if english else None,
         )
         our_ms.append((time.perf_counter() - started) * 1000)
         files = list(dict.fromkeys(p.metadata["file"] for p in passages))
