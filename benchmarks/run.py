@@ -151,12 +151,11 @@ def compare_baseline(answerer, items: list[dict]) -> list[tuple[str, ...]]:
         base_hits.append(hit([n.node.metadata.get("file", "") for n in nodes], item))
 
         started = time.perf_counter()
-        english = detect(item["question"]) == "en"
         passages = answerer.retriever.pool(
             Query.from_text(item["question"], "", answerer.retriever.vocabulary),
             size=answerer.params.pool_size,
             fusion=answerer.params.fusion,
-            shift=answerer.params.language_shift if english else None,
+            shift=answerer.params.shift_for(detect(item["question"])),
         )
         our_ms.append((time.perf_counter() - started) * 1000)
         files = list(dict.fromkeys(p.metadata["file"] for p in passages))

@@ -176,7 +176,9 @@ class HybridRetriever:
     def similarities(self, vectors: np.ndarray) -> np.ndarray:
         """Dot products of unit-length question vectors with every unit (rows: questions)."""
         self.ensure_fresh()
-        return vectors @ self._matrix.T
+        with self._lock:
+            matrix = self._matrix
+        return vectors @ matrix.T
 
     def unit_terms(self, chunk_id: str, text: str) -> frozenset[str]:
         """Index terms of one chunk's own text (cached per chunk)."""

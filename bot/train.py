@@ -119,12 +119,13 @@ def fit_language_shift(answerer: Answerer, items: Sequence[dict]) -> np.ndarray 
     retriever = answerer.retriever
     retriever.ensure_fresh()
     texts = [normalise(c.text) for c in retriever.chunks]
-    wanted = [
-        (k, [j for j, t in enumerate(texts) if any(normalise(m) in t for m in i["must_contain"])])
-        for k, i in enumerate(first_turns)
-        if english[k] and i.get("answerable") and i.get("must_contain")
-    ]
-    wanted = [(k, rows) for k, rows in wanted if rows]
+    wanted = []
+    for k, item in enumerate(first_turns):
+        if english[k] and item.get("answerable"):
+            facts = [normalise(m) for m in item.get("must_contain", [])]
+            rows = [j for j, text in enumerate(texts) if any(m in text for m in facts)]
+            if rows:
+                wanted.append((k, rows))
     best, best_value = 0.0, -np.inf
     for scale in SHIFT_SCALES:
         shifted = vectors[[k for k, _ in wanted]] - scale * direction

@@ -289,9 +289,11 @@ class Answerer:
                 ctx.query = Query.from_text(condensed, "", self.retriever.vocabulary, ctx.language)
             except LLMError as exc:
                 log.info("llm: condensing failed (%s); using the rule-based expansion", exc)
-        shift = self.params.language_shift if ctx.language == "en" else None
         ctx.passages = self.retriever.pool(
-            ctx.query, size=self.params.pool_size, fusion=self.params.fusion, shift=shift
+            ctx.query,
+            size=self.params.pool_size,
+            fusion=self.params.fusion,
+            shift=self.params.shift_for(ctx.language),
         )
         self.memory.remember(ctx.chat_id, ctx.query.text)
         ctx.timings["retrieve"] = (time.perf_counter() - started) * 1000

@@ -86,6 +86,10 @@ class Params:
     language_shift: np.ndarray | None = field(default=None, compare=False)
     report: dict = field(default_factory=dict, compare=False)
 
+    def shift_for(self, language: str) -> np.ndarray | None:
+        """What to take off a question's vector before retrieval (English questions only)."""
+        return self.language_shift if language == "en" else None
+
     def to_dict(self) -> dict:
         return {
             "ranker": self.ranker.to_dict(),
