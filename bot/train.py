@@ -334,18 +334,25 @@ def choose_threshold(confidence: np.ndarray, answerable: np.ndarray) -> float:
     return float(ordered[allowed]) if allowed < len(ordered) else float(ordered[-1])
 
 
-def cross_validate(
+def fold_params(
     answerer: Answerer, examples: Sequence[Example], fusion: tuple[str, float]
-) -> list[Answer]:
-    """Out-of-fold answers: each document's questions answered by parts fitted without them."""
-    out: list[Answer] = [None] * len(examples)  # type: ignore[list-item]
+) -> list[Params]:
+    """For each example, the parameters fitted without its document's questions."""
+    out: list[Params] = [None] * len(examples)  # type: ignore[list-item]
     groups = [e.group for e in examples]
     for test in group_folds(groups, OUTER_FOLDS):
         held = set(test.tolist())
         params = fit(answerer, [e for i, e in enumerate(examples) if i not in held], fusion)
         for i in test:
-            out[i] = answerer.finish(examples[i].prepared, params)
+            out[i] = params
     return out
+
+
+def cross_validate(
+    answerer: Answerer, examples: Sequence[Example], fusion: tuple[str, float]
+) -> list[Answer]:
+    """Out-of-fold answers: each document's questions answered by parts fitted without them."""
+    return answer_all(answerer, examples, fold_params(answerer, examples, fusion))
 
 
 def score(examples: Sequence[Example], answers: Sequence[Answer]) -> dict[str, float]:
