@@ -111,7 +111,7 @@ def llamaindex_starter(settings: Settings, embedder, items: Sequence[dict]) -> l
 
 
 def risk_coverage(
-    ungated: Sequence[Answer], examples: Sequence[Example]
+    ungated: Sequence[Answer], items: Sequence[dict]
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Coverage and risk as the gate's threshold falls, and the area under the curve (AURC).
 
@@ -119,8 +119,8 @@ def risk_coverage(
     answer the shipped threshold refuses still counts as right or wrong by its own text.
     """
     pairs = [
-        (a.evidence.get("confidence", 0.0), bool(judge(e.item, a).facts_ok))
-        for a, e in zip(ungated, examples, strict=True)
+        (a.evidence.get("confidence", 0.0), bool(judge(item, a).facts_ok))
+        for a, item in zip(ungated, items, strict=True)
         if a.features is not None
     ]
     pairs.sort(key=lambda p: -p[0])
@@ -247,7 +247,7 @@ def run(settings: Settings, png: Path | None, as_json: Path | None) -> int:
         [judge(item, a) for item, a in zip(items, starter, strict=True)]
     )
     print(table(columns))
-    coverage, risk, aurc = risk_coverage(ungated, examples)
+    coverage, risk, aurc = risk_coverage(ungated, items)
     answered = float(np.mean([not a.refused for a in oof if a.features is not None]))
     print(f"\nRefusal gate, bank out-of-fold: AURC {aurc:.3f}; answered {answered:.0%}")
     fixed = {f"{rate:.0%}": at_false_refusals(ungated, items, rate) for rate in FALSE_REFUSAL_RATES}

@@ -11,7 +11,6 @@ import pytest
 
 from bot.answer.models import Answer
 from bot.crossval import at_false_refusals, risk_coverage
-from bot.train import Example
 
 
 def _answer(text: str, confidence: float | None, refused: bool = False) -> Answer:
@@ -72,8 +71,7 @@ def test_at_a_rate_of_zero_no_answerable_question_is_refused():
 
 def test_risk_falls_as_the_gate_answers_only_its_most_confident():
     items, answers = _bank()
-    examples = [Example(item, "doc", None, np.zeros(0)) for item in items]  # type: ignore[arg-type]
-    coverage, risk, aurc = risk_coverage(answers, examples)
+    coverage, risk, aurc = risk_coverage(answers, items)
     assert coverage[-1] == pytest.approx(1.0)
     # 1.0 is right, 0.95 an unanswerable question answered (wrong).
     assert risk[0] == 0.0 and risk[1] == pytest.approx(0.5)
