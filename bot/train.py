@@ -32,7 +32,7 @@ import numpy as np
 
 from bot.answer.core import Answerer, Prepared
 from bot.answer.features import ANSWER_FEATURES, ITEM_FEATURES, UNIT_FEATURES
-from bot.answer.model import PARAMS_FILE, Intent, Logistic, Params, intent_features, prior
+from bot.answer.model import PARAMS_FILE, Logistic, Params, prior
 from bot.answer.models import Answer
 from bot.config import Settings
 from bot.embedding import CachedQueries
@@ -64,15 +64,10 @@ WORD_BUDGET = 55.0  # mean words of an answer (the target is 60; a margin for un
 FALSE_REFUSAL_BUDGET = 0.04
 WORD_COST = 0.002  # fusion choice: fact accuracy given up for one word less on average
 C = 1.0  # inverse L2 strength of both regressions (scikit-learn's default)
-# The intent model has 384 inputs for some 2,500 questions, so it needs a stronger penalty:
+# The intent model has 384 inputs for some 2,000 questions, so it needs a stronger penalty:
 # grouped-CV AUC on the 675-question bank was 0.863 / 0.876 / 0.880 / 0.879 / 0.873 for
-# C = 0.003 … 0.3; on the 2,556-question bank, linear, 0.916 / 0.915 / 0.908 / 0.898 for
-# C = 0.01 … 0.3.
-INTENT_C = 0.01
-# Pairwise products of this many principal components of the question embeddings are added to
-# the intent model's inputs. Grouped-CV AUC on the 2,556-question bank (C = 0.01 unless said):
-# linear 0.916; with 16 / 32 / 48 components 0.921 (C = 0.03) / 0.927 / 0.926 (session 13).
-INTENT_COMPONENTS = 32
+# C = 0.003 … 0.3; on the 1,314-question bank C = 0.1 gave the same figures as 0.03.
+INTENT_C = 0.03
 
 
 @dataclass
@@ -197,9 +192,8 @@ def fit_items(examples: Sequence[Example]) -> Logistic | None:
     return _logistic(np.vstack(rows), y, ITEM_FEATURES, LogisticRegression)
 
 
-def fit_intent(examples: Sequence[Example]) -> Intent | None:
+def fit_intent(examples: Sequence[Example]) -> Logistic | None:
     """P(answerable) from the question's embedding alone (questions the guard stopped have none)."""
-    from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
 
     pairs = [
@@ -211,16 +205,8 @@ def fit_intent(examples: Sequence[Example]) -> Intent | None:
         return None
     x = np.vstack([v / (np.linalg.norm(v) or 1.0) for v, _ in pairs]).astype(np.float64)
     y = np.array([label for _, label in pairs])
-    k = min(INTENT_COMPONENTS, *x.shape)
-    if k:
-        pca = PCA(k, svd_solver="full").fit(x)
-        centre, components = pca.mean_, pca.components_
-    else:  # a linear model of the embedding alone
-        centre, components = x.mean(axis=0), np.zeros((0, x.shape[1]))
-    subspace = Intent(centre, components, prior((), {}))
-    names = intent_features(x.shape[1], k)
-    model = _logistic(subspace.expand(x), y, names, LogisticRegression, c=INTENT_C, max_iter=5000)
-    return replace(subspace, model=model)
+    names = tuple(f"e{i}" for i in range(x.shape[1]))
+    return _logistic(x, y, names, LogisticRegression, c=INTENT_C, max_iter=5000)
 
 
 def fit_gate(rows: np.ndarray, labels: np.ndarray) -> Logistic:
