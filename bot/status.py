@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+from bot.answer.model import HASH_PREFIX, Params
 from bot.config import Settings
+from bot.errors import ConfigError
 from bot.store import KnowledgeStore
 
 
@@ -16,6 +18,7 @@ def index_status(settings: Settings, store: KnowledgeStore | None = None) -> dic
     chunks = [c for c in store.all_chunks() if c.metadata.get("form") != "part"]
     per_doc = Counter(c.metadata["doc_id"] for c in chunks)
     first = {c.metadata["doc_id"]: c.metadata for c in chunks}
+    fitted = _fitted_on()
     items = [
         {
             "doc_id": doc_id,
@@ -23,6 +26,8 @@ def index_status(settings: Settings, store: KnowledgeStore | None = None) -> dic
             "source_date": first[doc_id].get("source_date", ""),
             "source_url": first[doc_id].get("source_url", ""),
             "chunks": count,
+            # Whether `make train` saw this version (see `Params.intent_for`).
+            "fitted": fitted is None or first[doc_id].get("doc_hash", "")[:HASH_PREFIX] in fitted,
         }
         for doc_id, count in sorted(per_doc.items())
     ]
@@ -40,3 +45,11 @@ def index_status(settings: Settings, store: KnowledgeStore | None = None) -> dic
         "build": meta.get("build") or ("complete" if meta.get("last_refresh") else "empty"),
         "items": items,
     }
+
+
+def _fitted_on() -> frozenset[str] | None:
+    """The document versions the shipped answer parameters were fitted on (None: unknown)."""
+    try:
+        return Params.load().fitted_on
+    except ConfigError:
+        return None

@@ -409,3 +409,21 @@ def test_rebuilds_do_not_leave_segment_folders_behind(tmp_path, small_kb, embedd
     assert folders() == live and len(folders()) == len(first)
     # The rebuilt index still answers.
     assert KnowledgeStore.open(settings).count() > 0
+
+
+def test_status_marks_the_documents_added_since_the_answer_model_was_fitted(
+    tmp_path, small_kb, embedder
+):
+    from bot.status import index_status
+
+    (small_kb / "notat.md").write_text(
+        "---\ntitle: Notat om Projekt Solsikke\nsource_date: 2026-03-01\n---\n\n"
+        "Projekt Solsikke i Skejby har 77 deltagere.\n",
+        encoding="utf-8",
+    )
+    data = tmp_path / "data"
+    assert run_ingest(make_settings(data, small_kb), embedder=embedder).exit_code == 0
+    items = index_status(make_settings(data, small_kb))["items"]
+    assert [d["title"] for d in items if not d["fitted"]] == ["Notat om Projekt Solsikke"]
+    shown = run_cli("--status", env={"DATA_DIR": str(data), "KNOWLEDGE_DIR": str(small_kb)})
+    assert "Added or changed since `make train`: 1" in shown.stdout

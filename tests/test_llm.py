@@ -111,7 +111,10 @@ def test_condensing_failure_falls_back_to_rule_based_expansion(server, llm_answe
     llm_answerer.ask("Hvor mange unge skal ud af hjemløshed?", chat_id="c2", use_llm=False)
     answer = llm_answerer.ask("og diabetes?", chat_id="c2")
     # The LLM failed twice (condensing and writing): the extractive answer still comes, from
-    # the follow-up searched with the previous question's words. Which diabetes unit comes
-    # first is the ranker's business, measured on the bank's follow-ups (README).
-    assert not answer.generated and not answer.refused
-    assert "diabetes" in answer.text.lower()
+    # the follow-up searched with the previous question's words, and the diabetes project is
+    # among the three documents retrieved first. Which unit is quoted is the ranker's business,
+    # measured on the bank's follow-ups (README: this one quotes the wrong item of a list that
+    # holds both figures).
+    assert not answer.generated and not answer.refused and answer.citations
+    assert answer.search_text.startswith("og diabetes?") and "hjemløshed" in answer.search_text
+    assert "projekt-type-2-diabetes.md" in answer.top_files[:3]

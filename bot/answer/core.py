@@ -31,7 +31,7 @@ from bot.answer.features import answer_row, item_rows, unit_rows
 from bot.answer.followup import ConversationMemory
 from bot.answer.llm import LLMComposer, Source
 from bot.answer.messages import text_for
-from bot.answer.model import Params, intent_of
+from bot.answer.model import Params
 from bot.answer.models import Answer, Citation
 from bot.config import Settings
 from bot.embedding import CachedQueries, Embedder, make_embedder
@@ -451,7 +451,10 @@ class Answerer:
                 ctx.language,
                 _absent,
                 self.retriever.vocabulary,
-                intent_of(params.intent, ctx.query.vector),
+                params.intent_for(
+                    ctx.query.vector,
+                    chosen[0].passage.metadata.get("doc_hash", "") if chosen else "",
+                ),
             )
             confidence = float(params.gate.probability(row[None, :])[0])
         evidence = {

@@ -48,7 +48,8 @@ Answer features (the gate: is the composed answer right?):
                           context lack, relative to the highest IDF of any question term
     numbers_missing       numbers in the question (years, amounts) that no quoted unit has
     intent                logit of P(the material answers it) from the question's embedding
-                          alone (`Params.intent`, a logistic regression on the vector): how
+                          alone (`Params.intent`, a logistic regression on the vector and on
+                          products of its leading principal components): how
                           answerable questions are asked differs from personal cases, other
                           municipalities, future events and tasks that are not questions
 """

@@ -125,9 +125,17 @@ def format_status(status: dict) -> str:
         lines.append(
             "Build: INCOMPLETE - an ingest was interrupted; run `python ingest.py` to finish it"
         )
-    for doc in status["items"]:
+    new = [doc for doc in status["items"] if not doc.get("fitted", True)]
+    if new:
         lines.append(
-            f"  {doc['source_date'] or '----------':<10}  {doc['doc_id']}  ({doc['chunks']} chunks)"
+            f"Added or changed since `make train`: {len(new)} (marked *); answers from them are "
+            "gated on the evidence alone until the next `make train`"
+        )
+    for doc in status["items"]:
+        mark = "" if doc.get("fitted", True) else " *"
+        lines.append(
+            f"  {doc['source_date'] or '----------':<10}  {doc['doc_id']}  "
+            f"({doc['chunks']} chunks){mark}"
         )
     return "\n".join(lines)
 

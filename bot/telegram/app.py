@@ -330,6 +330,10 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         f"Senest opdateret: {html.escape(str(info['last_refresh']))}\n"
         f"Feedback: 👍 {votes['up']} · 👎 {votes['down']}"
     )
+    unfitted = [doc["doc_id"] for doc in info["items"] if not doc.get("fitted", True)]
+    if unfitted:
+        # Answers from these are gated without the intent model until `make train` (README).
+        text += "\n<b>Nye eller ændrede siden make train</b>\n" + html.escape(", ".join(unfitted))
     changes = audit.last(settings.data_dir, 5)
     if changes:
         text += "\n<b>Seneste ændringer fra chat</b>\n" + "\n".join(
