@@ -4,21 +4,27 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bot.answer.model import HASH_PREFIX, Params
+from bot.answer.model import Params
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.store import KnowledgeStore
 
 
-def index_status(settings: Settings, store: KnowledgeStore | None = None) -> dict:
-    """A summary of the index suitable for printing or JSON."""
+def index_status(
+    settings: Settings, store: KnowledgeStore | None = None, params: Params | None = None
+) -> dict:
+    """A summary of the index suitable for printing or JSON.
+
+    `params`: the answer parameters in use (the bot passes its own; by default the shipped file
+    is read), for which documents `make train` saw.
+    """
     store = store or KnowledgeStore.open(settings)
     meta = store.info()
     # Parts (the items of a whole list, for shorter quotes) are not units of their own.
     chunks = [c for c in store.all_chunks() if c.metadata.get("form") != "part"]
     per_doc = Counter(c.metadata["doc_id"] for c in chunks)
     first = {c.metadata["doc_id"]: c.metadata for c in chunks}
-    fitted = _fitted_on()
+    params = params or _shipped_params()
     items = [
         {
             "doc_id": doc_id,
@@ -27,7 +33,7 @@ def index_status(settings: Settings, store: KnowledgeStore | None = None) -> dic
             "source_url": first[doc_id].get("source_url", ""),
             "chunks": count,
             # Whether `make train` saw this version (see `Params.intent_for`).
-            "fitted": fitted is None or first[doc_id].get("doc_hash", "")[:HASH_PREFIX] in fitted,
+            "fitted": params is None or params.knows(first[doc_id].get("doc_hash", "")),
         }
         for doc_id, count in sorted(per_doc.items())
     ]
@@ -47,9 +53,9 @@ def index_status(settings: Settings, store: KnowledgeStore | None = None) -> dic
     }
 
 
-def _fitted_on() -> frozenset[str] | None:
-    """The document versions the shipped answer parameters were fitted on (None: unknown)."""
+def _shipped_params() -> Params | None:
+    """The shipped answer parameters (None when the file is missing or unreadable)."""
     try:
-        return Params.load().fitted_on
+        return Params.load()
     except ConfigError:
         return None

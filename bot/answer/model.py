@@ -150,6 +150,10 @@ class Params:
         """What to take off a question's vector before retrieval (English questions only)."""
         return self.language_shift if language == "en" else None
 
+    def knows(self, doc_hash: str) -> bool:
+        """Whether the bank was answered from this document version when these were fitted."""
+        return self.fitted_on is None or doc_hash[:HASH_PREFIX] in self.fitted_on
+
     def intent_for(self, vector: np.ndarray | None, doc_hash: str) -> float:
         """The intent model's P(answerable), where the answer rests on a document it knows.
 
@@ -158,7 +162,7 @@ class Params:
         the best unit comes from a document version the bank never saw, the gate gets the
         value at which the intent feature adds nothing (its training mean) instead.
         """
-        if self.fitted_on is None or doc_hash[:HASH_PREFIX] in self.fitted_on:
+        if self.knows(doc_hash):
             return intent_of(self.intent, vector)
         index = self.gate.names.index("intent")
         return float(1.0 / (1.0 + np.exp(-self.gate.mean[index])))

@@ -125,14 +125,14 @@ def format_status(status: dict) -> str:
         lines.append(
             "Build: INCOMPLETE - an ingest was interrupted; run `python ingest.py` to finish it"
         )
-    new = [doc for doc in status["items"] if not doc.get("fitted", True)]
+    new = [doc for doc in status["items"] if not doc["fitted"]]
     if new:
         lines.append(
             f"Added or changed since `make train`: {len(new)} (marked *); answers from them are "
             "gated on the evidence alone until the next `make train`"
         )
     for doc in status["items"]:
-        mark = "" if doc.get("fitted", True) else " *"
+        mark = "" if doc["fitted"] else " *"
         lines.append(
             f"  {doc['source_date'] or '----------':<10}  {doc['doc_id']}  "
             f"({doc['chunks']} chunks){mark}"

@@ -322,7 +322,7 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     from bot.status import index_status
 
-    info = await asyncio.to_thread(index_status, settings, answerer.store)
+    info = await asyncio.to_thread(index_status, settings, answerer.store, answerer.params)
     votes = await asyncio.to_thread(feedback.counts)
     text = (
         f"<b>Status</b>\nDokumenter: {info['documents']}\nChunks: {info['chunks']}\n"
@@ -330,7 +330,7 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         f"Senest opdateret: {html.escape(str(info['last_refresh']))}\n"
         f"Feedback: 👍 {votes['up']} · 👎 {votes['down']}"
     )
-    unfitted = [doc["doc_id"] for doc in info["items"] if not doc.get("fitted", True)]
+    unfitted = [doc["doc_id"] for doc in info["items"] if not doc["fitted"]]
     if unfitted:
         # Answers from these are gated without the intent model until `make train` (README).
         text += "\n<b>Nye eller ændrede siden make train</b>\n" + html.escape(", ".join(unfitted))
